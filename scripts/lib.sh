@@ -1,0 +1,23 @@
+# shellcheck shell=bash
+# Shared settings for the playground scripts (sourced, not run).
+#
+# Every port, name and path the local stack uses is defined here once, each overridable from the
+# environment, so scripts/stack, scripts/test and scripts/demo always agree.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PLAY=${PLAYGROUND_DIR:-$ROOT/.playground}
+
+PG_PORT=${PG_PORT:-55432}
+PG_DB=${PG_DB:-playground}
+PG_USER=${PG_USER:-playground}
+PG_PASSWORD=${PG_PASSWORD:-playground}
+KAFKA_PORT=${KAFKA_PORT:-59092}
+KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-59093}
+KAFKA_VERSION=4.3.1
+
+DATABASE_URL_DEFAULT="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"
+KAFKA_BOOTSTRAP_DEFAULT="127.0.0.1:$KAFKA_PORT"
+
+say()  { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+warn() { printf '\033[1;33mwarn:\033[0m %s\n' "$*" >&2; }
+die()  { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
