@@ -1,0 +1,96 @@
+//! Test support: a fresh, migrated database for each integration test.
+//!
+//! Integration tests talk to the real PostgreSQL of `scripts/stack`, and `cargo test` runs them
+//! in parallel. So that they never see each other's rows, slots or publications, each test asks
+//! for a database of its own: `CREATE DATABASE <name>` (the playground role has CREATEDB), then
+//! the playground migrations. The database is dropped first if a previous run left it behind.
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+use crate::{connect, describe, migrate, DbError, DEFAULT_DATABASE_URL};
+
+/// The server the tests use: `DATABASE_URL`, or the playground's default.
+pub fn server_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string())
+}
+
+/// A migrated database named `test_<name>` on the test server; returns its URL and a pool.
+///
+/// `name` must be unique per test (letters, digits and `_`). Any replication slot left on
+/// that database by an earlier run is dropped with it.
+pub async fn fresh_database(name: &str) -> Result<(String, PgPool), DbError> {
+    assert!(
+        name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "test database names use letters, digits and _ only"
+    );
+    let database = format!("test_{name}");
+    let base = server_url();
+    let options: PgConnectOptions = base
+        .parse()
+        .map_err(|e: sqlx::Error| DbError::BadUrl(e.to_string()))?;
+    let query_error = |source| DbError::Query { target: describe(&base), source };
+    let mut admin = options
+        .connect()
+        .await
+        .map_err(|source| DbError::Connect { target: describe(&base), source })?;
+    sqlx::query(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+         WHERE database = $1 AND NOT active",
+    )
+    .bind(&database)
+    .execute(&mut admin)
+    .await
+    .map_err(query_error)?;
+    let drop = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
+    sqlx::query(sqlx::AssertSqlSafe(drop))
+        .execute(&mut admin)
+        .await
+        .map_err(query_error)?;
+    let create = format!("CREATE DATABASE \"{database}\"");
+    sqlx::query(sqlx::AssertSqlSafe(create))
+        .execute(&mut admin)
+        .await
+        .map_err(query_error)?;
+    admin.close().await.map_err(query_error)?;
+
+    let url = with_database(&base, &database);
+    let pool = connect(&url, 8).await?;
+    migrate(&pool, &url).await?;
+    Ok((url, pool))
+}
+
+/// `url` with its database name replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (without_query, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = without_query.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match without_query[scheme_end..].find('/') {
+        Some(slash) => &without_query[..scheme_end + slash],
+        None => without_query,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_the_database_name() {
+        assert_eq!(
+            with_database("postgres://u:p@h:1/playground", "test_x"),
+            "postgres://u:p@h:1/test_x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h:1/playground?sslmode=disable", "t"),
+            "postgres://u:p@h:1/t?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u:p@h:1", "t"), "postgres://u:p@h:1/t");
+    }
+}
