@@ -1,0 +1,1 @@
+//! Conformance diff against Debezium. (being written)

@@ -1,0 +1,2 @@
+//! Replication protocol. (being written)
+pub mod protocol;
