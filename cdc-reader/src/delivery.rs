@@ -51,7 +51,11 @@ pub enum TrackerError {
 impl DeliveryTracker {
     /// Starts with `start` confirmed (the slot's confirmed_flush_lsn).
     pub fn new(start: Lsn) -> Self {
-        DeliveryTracker { first_ticket: 0, in_flight: VecDeque::new(), confirmed: start }
+        DeliveryTracker {
+            first_ticket: 0,
+            in_flight: VecDeque::new(),
+            confirmed: start,
+        }
     }
 
     /// The LSN that is safe to report as flushed.
@@ -71,13 +75,20 @@ impl DeliveryTracker {
 
     /// Opens a transaction (at BEGIN) and returns its ticket.
     pub fn begin(&mut self) -> u64 {
-        self.in_flight.push_back(InFlight { end_lsn: None, pending: 0 });
+        self.in_flight.push_back(InFlight {
+            end_lsn: None,
+            pending: 0,
+        });
         self.first_ticket + self.in_flight.len() as u64 - 1
     }
 
     fn entry(&mut self, ticket: u64) -> Result<&mut InFlight, TrackerError> {
-        let index = ticket.checked_sub(self.first_ticket).ok_or(TrackerError::UnknownTicket(ticket))?;
-        self.in_flight.get_mut(index as usize).ok_or(TrackerError::UnknownTicket(ticket))
+        let index = ticket
+            .checked_sub(self.first_ticket)
+            .ok_or(TrackerError::UnknownTicket(ticket))?;
+        self.in_flight
+            .get_mut(index as usize)
+            .ok_or(TrackerError::UnknownTicket(ticket))
     }
 
     /// One more record of transaction `ticket` went to the sink.
@@ -104,7 +115,10 @@ impl DeliveryTracker {
     /// The sink acknowledged one record of transaction `ticket`.
     pub fn acknowledged(&mut self, ticket: u64) -> Result<(), TrackerError> {
         let entry = self.entry(ticket)?;
-        entry.pending = entry.pending.checked_sub(1).ok_or(TrackerError::TooManyAcks(ticket))?;
+        entry.pending = entry
+            .pending
+            .checked_sub(1)
+            .ok_or(TrackerError::TooManyAcks(ticket))?;
         self.advance();
         Ok(())
     }
@@ -175,7 +189,11 @@ mod tests {
         tracker.acknowledged(tx).unwrap();
         assert_eq!(tracker.confirmed(), Lsn(0));
         tracker.idle(Lsn(500));
-        assert_eq!(tracker.confirmed(), Lsn(0), "idle must not confirm past an open transaction");
+        assert_eq!(
+            tracker.confirmed(),
+            Lsn(0),
+            "idle must not confirm past an open transaction"
+        );
         tracker.commit(tx, Lsn(30)).unwrap();
         assert_eq!(tracker.confirmed(), Lsn(30));
     }

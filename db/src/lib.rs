@@ -26,7 +26,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
 /// The database `scripts/stack up` creates; binaries use it when `DATABASE_URL` is not set.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://playground:playground@127.0.0.1:55432/playground";
+pub const DEFAULT_DATABASE_URL: &str =
+    "postgres://playground:playground@127.0.0.1:55432/playground";
 
 /// The Kafka broker `scripts/stack up` starts; binaries use it when `KAFKA_BOOTSTRAP_SERVERS` is not set.
 pub const DEFAULT_KAFKA_BOOTSTRAP_SERVERS: &str = "127.0.0.1:59092";
@@ -40,7 +41,9 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Errors from connecting to and preparing the playground database.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("DATABASE_URL is not a valid postgres URL ({0}); expected e.g. {DEFAULT_DATABASE_URL}")]
+    #[error(
+        "DATABASE_URL is not a valid postgres URL ({0}); expected e.g. {DEFAULT_DATABASE_URL}"
+    )]
     BadUrl(String),
     #[error(
         "cannot connect to PostgreSQL at {target}: {source}. \
@@ -53,7 +56,10 @@ pub enum DbError {
     )]
     SchemaMissing { target: String, table: String },
     #[error("migrating {target} failed: {source}")]
-    Migrate { target: String, source: sqlx::migrate::MigrateError },
+    Migrate {
+        target: String,
+        source: sqlx::migrate::MigrateError,
+    },
     #[error("query on {target} failed: {source}")]
     Query { target: String, source: sqlx::Error },
 }
@@ -90,15 +96,18 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError>
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await
-        .map_err(|source| DbError::Connect { target: describe(url), source })
+        .map_err(|source| DbError::Connect {
+            target: describe(url),
+            source,
+        })
 }
 
 /// Applies every migration not yet applied (idempotent).
 pub async fn migrate(pool: &PgPool, url: &str) -> Result<(), DbError> {
-    MIGRATOR
-        .run(pool)
-        .await
-        .map_err(|source| DbError::Migrate { target: describe(url), source })
+    MIGRATOR.run(pool).await.map_err(|source| DbError::Migrate {
+        target: describe(url),
+        source,
+    })
 }
 
 /// Drops everything in the `public` schema (tables, the migration history) and migrates again.
@@ -106,7 +115,10 @@ pub async fn migrate(pool: &PgPool, url: &str) -> Result<(), DbError> {
 /// Replication slots and publications live outside the schema: slots are kept (a reader may
 /// be attached); publications lose their tables with them, and cdc-reader adds them back.
 pub async fn reset(pool: &PgPool, url: &str) -> Result<(), DbError> {
-    let query_error = |source| DbError::Query { target: describe(url), source };
+    let query_error = |source| DbError::Query {
+        target: describe(url),
+        source,
+    };
     let mut tx = pool.begin().await.map_err(query_error)?;
     sqlx::query("DROP SCHEMA IF EXISTS public CASCADE")
         .execute(&mut *tx)
@@ -127,9 +139,15 @@ pub async fn require_schema(pool: &PgPool, url: &str) -> Result<(), DbError> {
             .bind(format!("public.{table}"))
             .fetch_one(pool)
             .await
-            .map_err(|source| DbError::Query { target: describe(url), source })?;
+            .map_err(|source| DbError::Query {
+                target: describe(url),
+                source,
+            })?;
         if !exists {
-            return Err(DbError::SchemaMissing { target: describe(url), table: table.to_string() });
+            return Err(DbError::SchemaMissing {
+                target: describe(url),
+                table: table.to_string(),
+            });
         }
     }
     Ok(())

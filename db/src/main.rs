@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use db::DatabaseArgs;
 
 #[derive(Debug, Parser)]
-#[command(name = "db", about = "Apply, reset or inspect the playground schema", version)]
+#[command(
+    name = "db",
+    about = "Apply, reset or inspect the playground schema",
+    version
+)]
 struct Cli {
     #[command(flatten)]
     database: DatabaseArgs,
@@ -62,17 +66,23 @@ async fn main() -> anyhow::Result<()> {
             for migration in db::MIGRATOR.iter() {
                 let done = applied.iter().any(|(v, _)| *v == migration.version);
                 let mark = if done { "applied" } else { "pending" };
-                println!("  migration {:>4} {:<30} {mark}", migration.version, migration.description);
+                println!(
+                    "  migration {:>4} {:<30} {mark}",
+                    migration.version, migration.description
+                );
             }
             for table in db::PLAYGROUND_TABLES {
-                let count: Option<i64> =
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM public.{table}")))
-                        .fetch_one(&pool)
-                        .await
-                        .ok();
+                let count: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT count(*) FROM public.{table}"
+                )))
+                .fetch_one(&pool)
+                .await
+                .ok();
                 match count {
                     Some(n) => println!("  table {table:<14} {n} rows"),
-                    None => println!("  table {table:<14} missing (run `cargo run -p db -- migrate`)"),
+                    None => {
+                        println!("  table {table:<14} missing (run `cargo run -p db -- migrate`)")
+                    }
                 }
             }
         }

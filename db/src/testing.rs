@@ -15,38 +15,63 @@ pub fn server_url() -> String {
     std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_string())
 }
 
-/// A migrated database named `test_<name>` on the test server; returns its URL and a pool.
+/// A name for test `name` that no other test process uses at the same time: `<name>_<pid>`.
+/// Use it for anything cluster-wide (replication slots, publications, topics).
+pub fn unique_name(name: &str) -> String {
+    format!("{name}_{}", std::process::id())
+}
+
+/// A migrated database named `test_<name>_<pid>` on the test server; returns its URL and a pool.
 ///
-/// `name` must be unique per test (letters, digits and `_`). Any replication slot left on
-/// that database by an earlier run is dropped with it.
+/// `name` must be unique per test (letters, digits and `_`). The process id keeps two test
+/// runs at once (two terminals, two developers' checkouts) apart; databases (and their
+/// replication slots) left by earlier runs of the same test whose process is gone are dropped.
 pub async fn fresh_database(name: &str) -> Result<(String, PgPool), DbError> {
     assert!(
         name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
         "test database names use letters, digits and _ only"
     );
-    let database = format!("test_{name}");
+    let database = format!("test_{}", unique_name(name));
     let base = server_url();
     let options: PgConnectOptions = base
         .parse()
         .map_err(|e: sqlx::Error| DbError::BadUrl(e.to_string()))?;
-    let query_error = |source| DbError::Query { target: describe(&base), source };
-    let mut admin = options
-        .connect()
-        .await
-        .map_err(|source| DbError::Connect { target: describe(&base), source })?;
-    sqlx::query(
-        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
-         WHERE database = $1 AND NOT active",
-    )
-    .bind(&database)
-    .execute(&mut admin)
-    .await
-    .map_err(query_error)?;
-    let drop = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
-    sqlx::query(sqlx::AssertSqlSafe(drop))
+    let query_error = |source| DbError::Query {
+        target: describe(&base),
+        source,
+    };
+    let mut admin = options.connect().await.map_err(|source| DbError::Connect {
+        target: describe(&base),
+        source,
+    })?;
+    let earlier: Vec<String> =
+        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE $1")
+            .bind(format!("test_{name}\\_%"))
+            .fetch_all(&mut admin)
+            .await
+            .map_err(query_error)?;
+    for old in earlier {
+        let pid = old.rsplit('_').next().and_then(|p| p.parse::<u32>().ok());
+        let ours = old == database;
+        let abandoned =
+            pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !(ours || abandoned) || !old.starts_with(&format!("test_{name}_")) {
+            continue;
+        }
+        sqlx::query(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
+             WHERE database = $1 AND NOT active",
+        )
+        .bind(&old)
         .execute(&mut admin)
         .await
         .map_err(query_error)?;
+        let drop = format!("DROP DATABASE IF EXISTS \"{old}\" WITH (FORCE)");
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&mut admin)
+            .await
+            .map_err(query_error)?;
+    }
     let create = format!("CREATE DATABASE \"{database}\"");
     sqlx::query(sqlx::AssertSqlSafe(create))
         .execute(&mut admin)
@@ -91,6 +116,9 @@ mod tests {
             with_database("postgres://u:p@h:1/playground?sslmode=disable", "t"),
             "postgres://u:p@h:1/t?sslmode=disable"
         );
-        assert_eq!(with_database("postgres://u:p@h:1", "t"), "postgres://u:p@h:1/t");
+        assert_eq!(
+            with_database("postgres://u:p@h:1", "t"),
+            "postgres://u:p@h:1/t"
+        );
     }
 }

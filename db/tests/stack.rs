@@ -12,13 +12,19 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
 
 fn bootstrap() -> String {
-    std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| db::DEFAULT_KAFKA_BOOTSTRAP_SERVERS.into())
+    std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+        .unwrap_or_else(|_| db::DEFAULT_KAFKA_BOOTSTRAP_SERVERS.into())
 }
 
 #[tokio::test]
 async fn postgres_runs_with_logical_wal_and_can_create_a_pgoutput_slot() {
-    let (_url, pool) = db::testing::fresh_database("stack_postgres").await.expect("test database");
-    let wal_level: String = sqlx::query_scalar("SHOW wal_level").fetch_one(&pool).await.unwrap();
+    let (_url, pool) = db::testing::fresh_database("stack_postgres")
+        .await
+        .expect("test database");
+    let wal_level: String = sqlx::query_scalar("SHOW wal_level")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(wal_level, "logical");
 
     sqlx::query("SELECT pg_create_logical_replication_slot('stack_test_slot', 'pgoutput')")
@@ -31,24 +37,38 @@ async fn postgres_runs_with_logical_wal_and_can_create_a_pgoutput_slot() {
     .fetch_one(&pool)
     .await
     .expect("the new slot is listed");
-    assert_eq!((slot.as_str(), plugin.as_str()), ("stack_test_slot", "pgoutput"));
+    assert_eq!(
+        (slot.as_str(), plugin.as_str()),
+        ("stack_test_slot", "pgoutput")
+    );
 
-    sqlx::query("SELECT pg_drop_replication_slot('stack_test_slot')").execute(&pool).await.unwrap();
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'stack_test_slot'")
-        .fetch_one(&pool)
+    sqlx::query("SELECT pg_drop_replication_slot('stack_test_slot')")
+        .execute(&pool)
         .await
         .unwrap();
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'stack_test_slot'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(left, 0);
 }
 
 #[tokio::test]
 async fn the_playground_schema_is_in_place_after_migrate() {
-    let (url, pool) = db::testing::fresh_database("stack_schema").await.expect("test database");
-    db::require_schema(&pool, &url).await.expect("every playground table exists");
+    let (url, pool) = db::testing::fresh_database("stack_schema")
+        .await
+        .expect("test database");
+    db::require_schema(&pool, &url)
+        .await
+        .expect("every playground table exists");
     // Migrating twice is a no-op.
     db::migrate(&pool, &url).await.expect("second migrate");
     db::reset(&pool, &url).await.expect("reset");
-    db::require_schema(&pool, &url).await.expect("tables are back after reset");
+    db::require_schema(&pool, &url)
+        .await
+        .expect("tables are back after reset");
 }
 
 fn consumer(group: &str) -> BaseConsumer {
@@ -69,7 +89,9 @@ fn read_and_commit(consumer: &BaseConsumer, n: usize) -> Vec<String> {
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
             let message = message.expect("kafka message");
             seen.push(String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned());
-            consumer.commit_message(&message, CommitMode::Sync).expect("commit");
+            consumer
+                .commit_message(&message, CommitMode::Sync)
+                .expect("commit");
         }
     }
     seen
@@ -78,13 +100,21 @@ fn read_and_commit(consumer: &BaseConsumer, n: usize) -> Vec<String> {
 #[tokio::test]
 async fn kafka_creates_topics_takes_idempotent_writes_and_resumes_a_group_after_commit() {
     let topic = format!("stack-test-{}", std::process::id());
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap()).create().expect("admin client");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin client");
     let created = admin
-        .create_topics(&[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .create_topics(
+            &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
         .await
         .expect("create topic request");
-    assert!(created.iter().all(|r| r.is_ok()), "create topic: {created:?}");
+    assert!(
+        created.iter().all(|r| r.is_ok()),
+        "create topic: {created:?}"
+    );
 
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
@@ -95,7 +125,10 @@ async fn kafka_creates_topics_takes_idempotent_writes_and_resumes_a_group_after_
     for i in 0..4 {
         let payload = format!("message-{i}");
         producer
-            .send(FutureRecord::to(&topic).key("k").payload(&payload), Duration::from_secs(10))
+            .send(
+                FutureRecord::to(&topic).key("k").payload(&payload),
+                Duration::from_secs(10),
+            )
             .await
             .map_err(|(e, _)| e)
             .expect("acknowledged write");
@@ -113,5 +146,8 @@ async fn kafka_creates_topics_takes_idempotent_writes_and_resumes_a_group_after_
     assert_eq!(read_and_commit(&second, 2), vec!["message-2", "message-3"]);
     drop(second);
 
-    admin.delete_topics(&[&topic], &AdminOptions::new()).await.expect("delete topic");
+    admin
+        .delete_topics(&[&topic], &AdminOptions::new())
+        .await
+        .expect("delete topic");
 }

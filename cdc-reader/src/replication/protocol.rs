@@ -41,13 +41,13 @@ impl PgTimestamp {
     }
 
     /// Microseconds since the Unix epoch.
-    pub const fn unix_micros(self) -> i64 {
+    pub const fn to_unix_micros(self) -> i64 {
         self.0.saturating_add(Self::POSTGRES_EPOCH_UNIX_MICROS)
     }
 
     /// Milliseconds since the Unix epoch (rounded down), the unit of Debezium's `ts_ms`.
-    pub const fn unix_millis(self) -> i64 {
-        self.unix_micros().div_euclid(1000)
+    pub const fn to_unix_millis(self) -> i64 {
+        self.to_unix_micros().div_euclid(1000)
     }
 
     /// The local clock now, as sent in a standby status update.
@@ -165,7 +165,8 @@ impl ReplicationMessage {
                 }))
             }
             b'k' => {
-                let fields = fixed_fields(&payload, "primary keepalive ('k')", KEEPALIVE_LEN, true)?;
+                let fields =
+                    fixed_fields(&payload, "primary keepalive ('k')", KEEPALIVE_LEN, true)?;
                 let [wal_end, server_clock] = read_u64s(fields);
                 Ok(ReplicationMessage::PrimaryKeepalive(PrimaryKeepalive {
                     wal_end: Lsn(wal_end),
@@ -313,7 +314,10 @@ mod tests {
 
     #[test]
     fn rejects_truncated_and_unknown_messages() {
-        assert_eq!(ReplicationMessage::parse(Bytes::new()), Err(ProtocolError::Empty));
+        assert_eq!(
+            ReplicationMessage::parse(Bytes::new()),
+            Err(ProtocolError::Empty)
+        );
         assert_eq!(
             ReplicationMessage::parse(Bytes::from_static(b"w\0\0")),
             Err(ProtocolError::WrongLength {
@@ -377,26 +381,32 @@ mod tests {
 
     #[test]
     fn converts_postgres_epoch_to_unix_time() {
-        assert_eq!(PgTimestamp(0).unix_micros(), 946_684_800_000_000);
-        assert_eq!(PgTimestamp(0).unix_millis(), 946_684_800_000);
-        assert_eq!(PgTimestamp::from_unix_micros(946_684_800_000_000), PgTimestamp(0));
+        assert_eq!(PgTimestamp(0).to_unix_micros(), 946_684_800_000_000);
+        assert_eq!(PgTimestamp(0).to_unix_millis(), 946_684_800_000);
+        assert_eq!(
+            PgTimestamp::from_unix_micros(946_684_800_000_000),
+            PgTimestamp(0)
+        );
         // 2026-01-01T00:00:00.123456Z
         let unix_micros = 1_767_225_600_123_456;
         let timestamp = PgTimestamp::from_unix_micros(unix_micros);
-        assert_eq!(timestamp.unix_micros(), unix_micros);
-        assert_eq!(timestamp.unix_millis(), 1_767_225_600_123);
+        assert_eq!(timestamp.to_unix_micros(), unix_micros);
+        assert_eq!(timestamp.to_unix_millis(), 1_767_225_600_123);
         // Before 1970: milliseconds round down, not toward zero.
-        assert_eq!(PgTimestamp::from_unix_micros(-1).unix_millis(), -1);
+        assert_eq!(PgTimestamp::from_unix_micros(-1).to_unix_millis(), -1);
     }
 
     #[test]
     fn epoch_conversion_saturates_on_garbage() {
-        assert_eq!(PgTimestamp(i64::MAX).unix_micros(), i64::MAX);
-        assert_eq!(PgTimestamp::from_unix_micros(i64::MIN), PgTimestamp(i64::MIN));
+        assert_eq!(PgTimestamp(i64::MAX).to_unix_micros(), i64::MAX);
+        assert_eq!(
+            PgTimestamp::from_unix_micros(i64::MIN),
+            PgTimestamp(i64::MIN)
+        );
     }
 
     #[test]
     fn now_is_after_2020() {
-        assert!(PgTimestamp::now().unix_millis() > 1_577_836_800_000);
+        assert!(PgTimestamp::now().to_unix_millis() > 1_577_836_800_000);
     }
 }

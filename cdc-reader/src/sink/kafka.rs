@@ -53,7 +53,10 @@ impl ProducerContext for AckingContext {
             Err((error, _)) => Err(error.to_string()),
         };
         // The receiver is gone only when the pipeline is shutting down.
-        let _ = self.acks.send(Ack { ticket: ticket as u64, result });
+        let _ = self.acks.send(Ack {
+            ticket: ticket as u64,
+            result,
+        });
     }
 }
 
@@ -92,7 +95,13 @@ impl KafkaSink {
             .set("bootstrap.servers", &config.bootstrap_servers)
             .create()
             .map_err(|e| SinkError::Kafka(format!("cannot create the Kafka admin client: {e}")))?;
-        Ok(KafkaSink { producer, admin, config, known_topics: HashSet::new(), acks: Some(receiver) })
+        Ok(KafkaSink {
+            producer,
+            admin,
+            config,
+            known_topics: HashSet::new(),
+            acks: Some(receiver),
+        })
     }
 }
 
@@ -101,19 +110,33 @@ impl Sink for KafkaSink {
         if self.known_topics.contains(topic) {
             return Ok(());
         }
-        let new_topic = NewTopic::new(topic, self.config.partitions, TopicReplication::Fixed(self.config.replication_factor));
+        let new_topic = NewTopic::new(
+            topic,
+            self.config.partitions,
+            TopicReplication::Fixed(self.config.replication_factor),
+        );
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let results = self.admin.create_topics([&new_topic], &options).await.map_err(|e| {
-            SinkError::Kafka(format!(
-                "cannot create topic {topic} on {}: {e}. Is Kafka running? (scripts/stack up)",
-                self.config.bootstrap_servers
-            ))
-        })?;
+        let results = self
+            .admin
+            .create_topics([&new_topic], &options)
+            .await
+            .map_err(|e| {
+                SinkError::Kafka(format!(
+                    "cannot create topic {topic} on {}: {e}. Is Kafka running? (scripts/stack up)",
+                    self.config.bootstrap_servers
+                ))
+            })?;
         for result in results {
             match result {
-                Ok(_) => tracing::info!(topic, partitions = self.config.partitions, "created topic"),
+                Ok(_) => {
+                    tracing::info!(topic, partitions = self.config.partitions, "created topic")
+                }
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((name, code)) => return Err(SinkError::Kafka(format!("cannot create topic {name}: {code}"))),
+                Err((name, code)) => {
+                    return Err(SinkError::Kafka(format!(
+                        "cannot create topic {name}: {code}"
+                    )))
+                }
             }
         }
         self.known_topics.insert(topic.to_string());
@@ -121,30 +144,43 @@ impl Sink for KafkaSink {
     }
 
     fn send(&mut self, record: OutgoingRecord<'_>, ticket: u64) -> Result<(), SendError> {
-        let mut base: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(record.topic, ticket as usize);
+        let mut base: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(record.topic, ticket as usize);
         base.key = record.key;
         base.payload = record.value;
         if !record.headers.is_empty() {
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
             for (key, value) in record.headers {
-                headers = headers.insert(Header { key, value: Some(*value) });
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(*value),
+                });
             }
             base = base.headers(headers);
         }
         match self.producer.send(base) {
             Ok(()) => Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => Err(SendError::QueueFull),
-            Err((error, _)) => Err(SendError::Fatal(format!("kafka rejected a record for {}: {error}", record.topic))),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                Err(SendError::QueueFull)
+            }
+            Err((error, _)) => Err(SendError::Fatal(format!(
+                "kafka rejected a record for {}: {error}",
+                record.topic
+            ))),
         }
     }
 
     fn flush(&mut self, timeout: Duration) -> Result<(), SinkError> {
-        self.producer
-            .flush(timeout)
-            .map_err(|e| SinkError::Kafka(format!("records still unacknowledged after {timeout:?}: {e}")))
+        self.producer.flush(timeout).map_err(|e| {
+            SinkError::Kafka(format!(
+                "records still unacknowledged after {timeout:?}: {e}"
+            ))
+        })
     }
 
     fn take_acks(&mut self) -> mpsc::UnboundedReceiver<Ack> {
-        self.acks.take().unwrap_or_else(|| mpsc::unbounded_channel().1)
+        self.acks
+            .take()
+            .unwrap_or_else(|| mpsc::unbounded_channel().1)
     }
 }

@@ -61,7 +61,10 @@ pub enum SinkError {
 /// A destination for envelopes.
 pub trait Sink {
     /// Makes sure `topic` exists (Kafka creates it with the configured partitions).
-    fn ensure_topic(&mut self, topic: &str) -> impl std::future::Future<Output = Result<(), SinkError>>;
+    fn ensure_topic(
+        &mut self,
+        topic: &str,
+    ) -> impl std::future::Future<Output = Result<(), SinkError>>;
 
     /// Queues one record; its [`Ack`] arrives later on the channel from [`Sink::take_acks`].
     fn send(&mut self, record: OutgoingRecord<'_>, ticket: u64) -> Result<(), SendError>;

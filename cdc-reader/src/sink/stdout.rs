@@ -19,7 +19,12 @@ pub struct StdoutSink {
 impl StdoutSink {
     pub fn new(pretty: bool) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
-        StdoutSink { out: BufWriter::new(std::io::stdout()), pretty, sender, acks: Some(receiver) }
+        StdoutSink {
+            out: BufWriter::new(std::io::stdout()),
+            pretty,
+            sender,
+            acks: Some(receiver),
+        }
     }
 }
 
@@ -27,8 +32,9 @@ impl StdoutSink {
 fn as_json(bytes: Option<&[u8]>) -> serde_json::Value {
     match bytes {
         None => serde_json::Value::Null,
-        Some(bytes) => serde_json::from_slice(bytes)
-            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned())),
+        Some(bytes) => serde_json::from_slice(bytes).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned())
+        }),
     }
 }
 
@@ -47,7 +53,12 @@ impl Sink for StdoutSink {
             let headers: serde_json::Map<String, serde_json::Value> = record
                 .headers
                 .iter()
-                .map(|(k, v)| (k.to_string(), serde_json::Value::String(String::from_utf8_lossy(v).into_owned())))
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        serde_json::Value::String(String::from_utf8_lossy(v).into_owned()),
+                    )
+                })
                 .collect();
             line["headers"] = serde_json::Value::Object(headers);
         }
@@ -58,9 +69,20 @@ impl Sink for StdoutSink {
         };
         written
             .map_err(|e| SendError::Fatal(e.to_string()))
-            .and_then(|_| self.out.write_all(b"\n").map_err(|e| SendError::Fatal(e.to_string())))
-            .and_then(|_| self.out.flush().map_err(|e| SendError::Fatal(e.to_string())))?;
-        let _ = self.sender.send(Ack { ticket, result: Ok(()) });
+            .and_then(|_| {
+                self.out
+                    .write_all(b"\n")
+                    .map_err(|e| SendError::Fatal(e.to_string()))
+            })
+            .and_then(|_| {
+                self.out
+                    .flush()
+                    .map_err(|e| SendError::Fatal(e.to_string()))
+            })?;
+        let _ = self.sender.send(Ack {
+            ticket,
+            result: Ok(()),
+        });
         Ok(())
     }
 
@@ -70,6 +92,8 @@ impl Sink for StdoutSink {
     }
 
     fn take_acks(&mut self) -> mpsc::UnboundedReceiver<Ack> {
-        self.acks.take().unwrap_or_else(|| mpsc::unbounded_channel().1)
+        self.acks
+            .take()
+            .unwrap_or_else(|| mpsc::unbounded_channel().1)
     }
 }

@@ -1,0 +1,571 @@
+//! Turning one table's row changes into Debezium change events (topic, key, value).
+//!
+//! A [`TableEnvelopeBuilder`] is made once per table description (again after each Relation
+//! message). It renders everything that is the same for every event of the table: the topic,
+//! the key schema and the envelope schema, as JSON text. Per event it only writes the payload:
+//!
+//! ```text
+//! topic  dbz.public.orders
+//! key    {"schema":{..Key schema..},"payload":{"id":1001}}
+//! value  {"schema":{..Envelope schema..},
+//!         "payload":{"before":null,"after":{"id":1001,..},"source":{..},"transaction":null,
+//!                    "op":"c","ts_ms":1795448503021,"ts_us":..,"ts_ns":..}}
+//! ```
+//!
+//! Which rows go in `before` is the caller's: pgoutput's old tuple as it came. Under REPLICA
+//! IDENTITY DEFAULT an update has none (`before` is null) and a delete has only the key columns;
+//! Debezium then fills the other NOT NULL columns with their default or a zero value (`""`, `0`,
+//! `"1970-01-01T00:00:00Z"`), which this builder reproduces.
+
+use std::sync::Arc;
+
+use super::config::{EnvelopeConfig, UnknownTypeHandling};
+use super::default_value::default_json;
+use super::error::{EnvelopeError, SchemaWarning};
+use super::json;
+use super::kind::{oid, ValueKind};
+use super::schema::ConnectSchema;
+use super::source::{
+    source_schema, transaction_schema, write_transaction, SourcePosition, SourceTemplate,
+};
+use super::table::{CellValue, ColumnSchema, TableSchema};
+use super::value::write_value;
+
+/// One Kafka record: topic, key and value bytes (JSON text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvelopeRecord {
+    pub topic: Arc<str>,
+    /// None: no key (a table without primary key, a truncate event).
+    pub key: Option<Vec<u8>>,
+    /// None: a tombstone.
+    pub value: Option<Vec<u8>>,
+}
+
+/// When the reader processed an event: the envelope's top-level `ts_ms`/`ts_us`/`ts_ns`.
+/// Passed in by the caller so that the builder stays pure (and tests repeatable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProcessingTime {
+    unix_nanos: i64,
+}
+
+impl ProcessingTime {
+    /// Nanoseconds since the Unix epoch.
+    pub const fn from_unix_nanos(unix_nanos: i64) -> Self {
+        ProcessingTime { unix_nanos }
+    }
+
+    pub const fn unix_nanos(self) -> i64 {
+        self.unix_nanos
+    }
+
+    /// Appends `,"ts_ms":..,"ts_us":..,"ts_ns":..` (Java's Instant arithmetic: rounding down).
+    pub(crate) fn write_fields(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b",\"ts_ms\":");
+        json::write_i64(out, self.unix_nanos.div_euclid(1_000_000));
+        out.extend_from_slice(b",\"ts_us\":");
+        json::write_i64(out, self.unix_nanos.div_euclid(1_000));
+        out.extend_from_slice(b",\"ts_ns\":");
+        json::write_i64(out, self.unix_nanos);
+    }
+}
+
+/// Everything about one column that is fixed for the table.
+#[derive(Debug, Clone)]
+struct ColumnPlan {
+    name: String,
+    type_name: String,
+    /// `"name":`
+    field_prefix: Vec<u8>,
+    kind: ValueKind,
+    /// Left out of events (an unmapped type under `UnknownTypeHandling::Omit`).
+    omitted: bool,
+    /// What a NULL becomes: null, the default, or the type's zero value.
+    null_json: Vec<u8>,
+    /// What an unchanged TOAST value becomes when its old value is unknown.
+    toast_json: Option<Vec<u8>>,
+}
+
+/// Builds the Debezium events of one table. Cheap to use per event; build it once per table.
+#[derive(Debug, Clone)]
+pub struct TableEnvelopeBuilder {
+    /// `schema.table`, for error messages.
+    table: String,
+    topic: Arc<str>,
+    columns: Vec<ColumnPlan>,
+    key_columns: Vec<usize>,
+    key_schema_json: Option<String>,
+    envelope_schema_json: String,
+    source: SourceTemplate,
+    schemas_enabled: bool,
+    warnings: Vec<SchemaWarning>,
+}
+
+impl TableEnvelopeBuilder {
+    /// Prepares the topic and schemas of `table`. Columns whose type is not mapped are written
+    /// as text (or left out, see [`UnknownTypeHandling`]) and reported by [`Self::warnings`],
+    /// for the caller to log once.
+    pub fn new(table: &TableSchema, config: &EnvelopeConfig) -> Self {
+        let qualified = format!("{}.{}", table.schema, table.table);
+        let topic = sanitize_topic(&format!(
+            "{}.{}.{}",
+            config.topic_prefix, table.schema, table.table
+        ));
+        let mut warnings = Vec::new();
+        let columns: Vec<ColumnPlan> = table
+            .columns
+            .iter()
+            .map(|column| plan_column(column, config, &mut warnings))
+            .collect();
+        let mut key_columns = Vec::with_capacity(table.key_columns.len());
+        for name in &table.key_columns {
+            match table.columns.iter().position(|column| &column.name == name) {
+                Some(index) if !columns[index].omitted => key_columns.push(index),
+                Some(_) => {}
+                None => warnings.push(SchemaWarning {
+                    column: name.clone(),
+                    type_name: String::new(),
+                    message: "named as a key column but not one of the table's columns; left out of the key"
+                        .to_string(),
+                }),
+            }
+        }
+
+        let field_schema = |plan: &ColumnPlan, column: &ColumnSchema| {
+            let mut schema = plan.kind.schema();
+            schema.optional = !column.not_null;
+            schema.default_json = default_json(column, &plan.kind);
+            (column.name.clone(), schema)
+        };
+        let key_schema_json = (!key_columns.is_empty()).then(|| {
+            let fields = key_columns
+                .iter()
+                .map(|&index| field_schema(&columns[index], &table.columns[index]))
+                .collect();
+            ConnectSchema::structure(Some(format!("{topic}.Key")), fields).to_json()
+        });
+        let value_fields = columns
+            .iter()
+            .zip(&table.columns)
+            .filter(|(plan, _)| !plan.omitted)
+            .map(|(plan, column)| field_schema(plan, column))
+            .collect();
+        let value_schema =
+            ConnectSchema::structure(Some(format!("{topic}.Value")), value_fields).optional();
+        let optional_int64 = || ConnectSchema::primitive("int64").optional();
+        let envelope = ConnectSchema::structure(
+            Some(format!("{topic}.Envelope")),
+            vec![
+                ("before".into(), value_schema.clone()),
+                ("after".into(), value_schema),
+                ("source".into(), source_schema()),
+                ("transaction".into(), transaction_schema()),
+                ("op".into(), ConnectSchema::primitive("string")),
+                ("ts_ms".into(), optional_int64()),
+                ("ts_us".into(), optional_int64()),
+                ("ts_ns".into(), optional_int64()),
+            ],
+        )
+        .with_version(2);
+
+        TableEnvelopeBuilder {
+            source: SourceTemplate::new(
+                &config.source_version,
+                &config.topic_prefix,
+                &config.database,
+                &table.schema,
+                &table.table,
+                config.replace_null_with_default,
+            ),
+            table: qualified,
+            topic: Arc::from(topic),
+            columns,
+            key_columns,
+            key_schema_json,
+            envelope_schema_json: envelope.to_json(),
+            schemas_enabled: config.schemas_enabled,
+            warnings,
+        }
+    }
+
+    /// The table's topic, `<prefix>.<schema>.<table>`.
+    pub fn topic(&self) -> &Arc<str> {
+        &self.topic
+    }
+
+    /// Columns mapped differently from Debezium (see [`SchemaWarning`]).
+    pub fn warnings(&self) -> &[SchemaWarning] {
+        &self.warnings
+    }
+
+    /// True when events have a key (the table has key columns).
+    pub fn has_key(&self) -> bool {
+        self.key_schema_json.is_some()
+    }
+
+    /// An insert (`op: "c"`).
+    pub fn create(
+        &self,
+        after: &[CellValue<'_>],
+        source: &SourcePosition,
+        processed: ProcessingTime,
+    ) -> Result<EnvelopeRecord, EnvelopeError> {
+        self.change("c", None, Some(after), after, source, processed)
+    }
+
+    /// A row read by a snapshot (`op: "r"`).
+    pub fn read(
+        &self,
+        after: &[CellValue<'_>],
+        source: &SourcePosition,
+        processed: ProcessingTime,
+    ) -> Result<EnvelopeRecord, EnvelopeError> {
+        self.change("r", None, Some(after), after, source, processed)
+    }
+
+    /// An update (`op: "u"`). `before` is pgoutput's old tuple when it sent one (REPLICA
+    /// IDENTITY FULL, or a changed key), else None. Unchanged TOAST values in `after` take the
+    /// old value from `before` when it has one. A key change is not this method's business:
+    /// Debezium writes it as a delete (+ tombstone) and a create.
+    pub fn update(
+        &self,
+        before: Option<&[CellValue<'_>]>,
+        after: &[CellValue<'_>],
+        source: &SourcePosition,
+        processed: ProcessingTime,
+    ) -> Result<EnvelopeRecord, EnvelopeError> {
+        self.change("u", before, Some(after), after, source, processed)
+    }
+
+    /// A delete (`op: "d"`); `before` is the old tuple (all columns, or only the key columns
+    /// with the others NULL under REPLICA IDENTITY DEFAULT).
+    pub fn delete(
+        &self,
+        before: &[CellValue<'_>],
+        source: &SourcePosition,
+        processed: ProcessingTime,
+    ) -> Result<EnvelopeRecord, EnvelopeError> {
+        self.change("d", Some(before), None, before, source, processed)
+    }
+
+    /// The tombstone that follows a delete: same key, null value (lets Kafka compaction drop
+    /// the row's history).
+    pub fn tombstone(&self, key_row: &[CellValue<'_>]) -> Result<EnvelopeRecord, EnvelopeError> {
+        self.check_row(key_row)?;
+        Ok(EnvelopeRecord {
+            topic: self.topic.clone(),
+            key: self.key(key_row, None)?,
+            value: None,
+        })
+    }
+
+    /// A truncate (`op: "t"`): no key, no rows.
+    pub fn truncate(
+        &self,
+        source: &SourcePosition,
+        processed: ProcessingTime,
+    ) -> Result<EnvelopeRecord, EnvelopeError> {
+        let value = self.envelope("t", None, None, source, processed)?;
+        Ok(EnvelopeRecord {
+            topic: self.topic.clone(),
+            key: None,
+            value: Some(value),
+        })
+    }
+
+    /// Only the key's payload, e.g. `{"id":1001}` (`{}` for a table without key): for the
+    /// `__debezium.oldkey`/`__debezium.newkey` headers of a key change.
+    pub fn key_payload(&self, row: &[CellValue<'_>]) -> Result<Vec<u8>, EnvelopeError> {
+        self.check_row(row)?;
+        let mut out = Vec::with_capacity(64);
+        self.write_key_payload(row, None, &mut out)?;
+        Ok(out)
+    }
+
+    /// The record key of a row: `{"schema":..,"payload":{..}}` (or the payload alone), None for
+    /// a table without key.
+    fn key(
+        &self,
+        row: &[CellValue<'_>],
+        old_row: Option<&[CellValue<'_>]>,
+    ) -> Result<Option<Vec<u8>>, EnvelopeError> {
+        let Some(schema) = &self.key_schema_json else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(schema.len() + 64);
+        if self.schemas_enabled {
+            out.extend_from_slice(b"{\"schema\":");
+            out.extend_from_slice(schema.as_bytes());
+            out.extend_from_slice(b",\"payload\":");
+        }
+        self.write_key_payload(row, old_row, &mut out)?;
+        if self.schemas_enabled {
+            out.push(b'}');
+        }
+        Ok(Some(out))
+    }
+
+    fn write_key_payload(
+        &self,
+        row: &[CellValue<'_>],
+        old_row: Option<&[CellValue<'_>]>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EnvelopeError> {
+        out.push(b'{');
+        for (position, &index) in self.key_columns.iter().enumerate() {
+            if position > 0 {
+                out.push(b',');
+            }
+            self.write_field(index, row, old_row, out)?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    fn change(
+        &self,
+        op: &str,
+        before: Option<&[CellValue<'_>]>,
+        after: Option<&[CellValue<'_>]>,
+        key_row: &[CellValue<'_>],
+        source: &SourcePosition,
+        processed: ProcessingTime,
+    ) -> Result<EnvelopeRecord, EnvelopeError> {
+        for row in before.iter().chain(after.iter()) {
+            self.check_row(row)?;
+        }
+        let key_old_row = if after.is_some() { before } else { None };
+        let key = self.key(key_row, key_old_row)?;
+        let value = self.envelope(op, before, after, source, processed)?;
+        Ok(EnvelopeRecord {
+            topic: self.topic.clone(),
+            key,
+            value: Some(value),
+        })
+    }
+
+    fn check_row(&self, row: &[CellValue<'_>]) -> Result<(), EnvelopeError> {
+        if row.len() != self.columns.len() {
+            return Err(EnvelopeError::RowLength {
+                table: self.table.clone(),
+                expected: self.columns.len(),
+                actual: row.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The value: `{"schema":..,"payload":{..}}` or only the payload.
+    fn envelope(
+        &self,
+        op: &str,
+        before: Option<&[CellValue<'_>]>,
+        after: Option<&[CellValue<'_>]>,
+        source: &SourcePosition,
+        processed: ProcessingTime,
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        let mut out = Vec::with_capacity(self.envelope_schema_json.len() + 1024);
+        if self.schemas_enabled {
+            out.extend_from_slice(b"{\"schema\":");
+            out.extend_from_slice(self.envelope_schema_json.as_bytes());
+            out.extend_from_slice(b",\"payload\":");
+        }
+        out.extend_from_slice(b"{\"before\":");
+        match before {
+            Some(row) => self.write_row(row, None, &mut out)?,
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"after\":");
+        match after {
+            Some(row) => self.write_row(row, before, &mut out)?,
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"source\":");
+        self.source.write(source, &mut out);
+        out.extend_from_slice(b",\"transaction\":");
+        write_transaction(source.transaction.as_ref(), &mut out);
+        out.extend_from_slice(b",\"op\":");
+        json::write_str(&mut out, op);
+        processed.write_fields(&mut out);
+        out.push(b'}');
+        if self.schemas_enabled {
+            out.push(b'}');
+        }
+        Ok(out)
+    }
+
+    /// `{"col":value,..}`; `old_row` supplies values for unchanged TOAST cells.
+    fn write_row(
+        &self,
+        row: &[CellValue<'_>],
+        old_row: Option<&[CellValue<'_>]>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EnvelopeError> {
+        out.push(b'{');
+        let mut first = true;
+        for (index, plan) in self.columns.iter().enumerate() {
+            if plan.omitted {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            self.write_field(index, row, old_row, out)?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// `"col":value` for column `index`.
+    fn write_field(
+        &self,
+        index: usize,
+        row: &[CellValue<'_>],
+        old_row: Option<&[CellValue<'_>]>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EnvelopeError> {
+        let plan = &self.columns[index];
+        out.extend_from_slice(&plan.field_prefix);
+        let mut cell = row[index];
+        if cell == CellValue::UnchangedToast {
+            if let Some(CellValue::Text(old)) = old_row.map(|old_row| old_row[index]) {
+                cell = CellValue::Text(old);
+            }
+        }
+        match cell {
+            CellValue::Text(text) => {
+                write_value(&plan.kind, text, out).map_err(|reason| EnvelopeError::InvalidValue {
+                    table: self.table.clone(),
+                    column: plan.name.clone(),
+                    type_name: plan.type_name.clone(),
+                    value: text.chars().take(100).collect(),
+                    reason,
+                })
+            }
+            CellValue::Null => {
+                out.extend_from_slice(&plan.null_json);
+                Ok(())
+            }
+            CellValue::UnchangedToast => match &plan.toast_json {
+                Some(placeholder) => {
+                    out.extend_from_slice(placeholder);
+                    Ok(())
+                }
+                None => Err(EnvelopeError::UnchangedToast {
+                    table: self.table.clone(),
+                    column: plan.name.clone(),
+                    type_name: plan.type_name.clone(),
+                }),
+            },
+        }
+    }
+}
+
+/// Works out how a column is written.
+fn plan_column(
+    column: &ColumnSchema,
+    config: &EnvelopeConfig,
+    warnings: &mut Vec<SchemaWarning>,
+) -> ColumnPlan {
+    let mapped = ValueKind::of_column(column, config.decimal_handling);
+    let omitted = mapped.is_none() && config.unknown_types == UnknownTypeHandling::Omit;
+    if mapped.is_none() {
+        warnings.push(SchemaWarning {
+            column: column.name.clone(),
+            type_name: column.type_name.clone(),
+            message: if omitted {
+                "type not mapped; the column is left out of events (as Debezium does)".to_string()
+            } else {
+                "type not mapped; written as its PostgreSQL text form (Debezium would leave the column out)"
+                    .to_string()
+            },
+        });
+    }
+    let kind = mapped.unwrap_or(ValueKind::Unmapped);
+    let default = default_json(column, &kind);
+    let null_json = match (&default, column.not_null) {
+        (Some(default), true) => default.clone(),
+        (None, true) => kind.fallback_json(),
+        (Some(default), false) if config.replace_null_with_default => default.clone(),
+        _ => "null".to_string(),
+    };
+    let mut field_prefix = Vec::with_capacity(column.name.len() + 3);
+    json::write_str(&mut field_prefix, &column.name);
+    field_prefix.push(b':');
+    ColumnPlan {
+        name: column.name.clone(),
+        type_name: column.type_name.clone(),
+        field_prefix,
+        toast_json: toast_placeholder(column, &kind, &config.unavailable_value_placeholder),
+        kind,
+        omitted,
+        null_json: null_json.into_bytes(),
+    }
+}
+
+/// Debezium's placeholder for an unchanged TOAST value (`unavailable.value.placeholder`), in the
+/// shape of the column: a string, its bytes, or a one-element list; for int/date arrays the
+/// placeholder's bytes as numbers (Debezium's own oddity). None: no placeholder for the type.
+fn toast_placeholder(
+    column: &ColumnSchema,
+    kind: &ValueKind,
+    placeholder: &str,
+) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    match kind {
+        ValueKind::String { .. } | ValueKind::Enum { .. } | ValueKind::Unmapped => {
+            json::write_str(&mut out, placeholder)
+        }
+        ValueKind::Bytes => json::write_base64(&mut out, placeholder.as_bytes()),
+        ValueKind::Array { .. } => {
+            let element = oid::array_element(column.type_oid).or(column.element_type_oid)?;
+            out.push(b'[');
+            match element {
+                oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::JSON | oid::JSONB => {
+                    json::write_str(&mut out, placeholder)
+                }
+                oid::BYTEA => json::write_base64(&mut out, placeholder.as_bytes()),
+                oid::INT4 | oid::DATE | oid::INT8 => {
+                    for (index, byte) in placeholder.bytes().enumerate() {
+                        if index > 0 {
+                            out.push(b',');
+                        }
+                        // Java bytes are signed.
+                        json::write_i64(&mut out, i64::from(byte as i8));
+                    }
+                }
+                _ => return None,
+            }
+            out.push(b']');
+        }
+        _ => return None,
+    }
+    Some(out)
+}
+
+/// Debezium's topic name rule: characters other than `[a-zA-Z0-9._-]` become `_`, at most 249.
+fn sanitize_topic(name: &str) -> String {
+    let mut topic: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    topic.truncate(249);
+    topic
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_are_sanitized() {
+        assert_eq!(sanitize_topic("dbz.public.orders"), "dbz.public.orders");
+        assert_eq!(sanitize_topic("dbz.my schema.Ordrë"), "dbz.my_schema.Ordr_");
+    }
+}

@@ -1,0 +1,320 @@
+//! The streaming loop: WAL in, envelopes out, the confirmed LSN back to PostgreSQL.
+//!
+//! ```text
+//!             CopyData (XLogData | keepalive)                     records (ticket = tx)
+//! PostgreSQL ───────────────────────────────> [ stream loop ] ───────────────────────> sink
+//!      ^                                      │   pgoutput::decode                      │
+//!      │   standby status update (flush LSN)  │   changes::ChangeTranslator             │
+//!      └──────────────────────────────────────┘   delivery::DeliveryTracker  <── acks ──┘
+//! ```
+//!
+//! One task does it all, in a `tokio::select!` over four things: the next frame from the
+//! server, acknowledgements from the sink, the status timer, and the shutdown signal. Each
+//! change is sent as soon as it is decoded (memory stays flat on a transaction of any size);
+//! when the sink's queue is full the loop stops reading (TCP pushes back on the server) but
+//! keeps draining acknowledgements and sending status updates, so the server never times us
+//! out and nothing is confirmed that is not delivered.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::changes::{ChangeTranslator, OutputRecord};
+use crate::delivery::DeliveryTracker;
+use crate::lsn::Lsn;
+use crate::pgoutput::{self, PgOutputMessage};
+use crate::replication::connection::{ConnectionError, FrameReader, FrameWriter, StreamFrame};
+use crate::replication::protocol::{PgTimestamp, ReplicationMessage, StandbyStatusUpdate};
+use crate::sink::{Ack, OutgoingRecord, SendError, Sink};
+use crate::ReaderError;
+
+/// Settings of the loop itself.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    pub status_interval: Duration,
+    /// Stop once everything up to this LSN is confirmed.
+    pub until_lsn: Option<Lsn>,
+}
+
+/// Counters for the summary line and the progress display.
+#[derive(Debug, Clone, Default)]
+pub struct StreamStats {
+    pub transactions: u64,
+    pub changes: u64,
+    pub records_sent: u64,
+    pub confirmed: Lsn,
+}
+
+/// Why the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// SIGINT/SIGTERM (or the caller's shutdown future).
+    Shutdown,
+    /// `--until-lsn` reached.
+    ReachedTarget,
+    /// The server ended the copy stream.
+    ServerEnded,
+}
+
+/// The state of one streaming session.
+pub struct Stream<'a, S: Sink> {
+    reader: FrameReader,
+    writer: FrameWriter,
+    sink: &'a mut S,
+    acks: mpsc::UnboundedReceiver<Ack>,
+    translator: &'a mut ChangeTranslator,
+    tracker: DeliveryTracker,
+    settings: StreamSettings,
+    /// The open transaction's ticket, between Begin and Commit.
+    open_ticket: Option<u64>,
+    /// The highest WAL position the server told us about.
+    received: Lsn,
+    last_status: Instant,
+    last_reported: Lsn,
+    pub stats: StreamStats,
+    records: Vec<OutputRecord>,
+}
+
+impl<'a, S: Sink> Stream<'a, S> {
+    pub fn new(
+        reader: FrameReader,
+        writer: FrameWriter,
+        sink: &'a mut S,
+        translator: &'a mut ChangeTranslator,
+        start: Lsn,
+        settings: StreamSettings,
+    ) -> Self {
+        let acks = sink.take_acks();
+        Stream {
+            reader,
+            writer,
+            sink,
+            acks,
+            translator,
+            tracker: DeliveryTracker::new(start),
+            settings,
+            open_ticket: None,
+            received: start,
+            last_status: Instant::now(),
+            last_reported: Lsn::ZERO,
+            stats: StreamStats {
+                confirmed: start,
+                ..StreamStats::default()
+            },
+            records: Vec::with_capacity(4),
+        }
+    }
+
+    /// Streams until shutdown, the target LSN, or an error.
+    pub async fn run(
+        &mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<StreamEnd, ReaderError> {
+        tokio::pin!(shutdown);
+        let mut status_timer = tokio::time::interval(self.settings.status_interval);
+        status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let end = loop {
+            if self.reached_target() {
+                break StreamEnd::ReachedTarget;
+            }
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break StreamEnd::Shutdown,
+                Some(ack) = self.acks.recv() => self.handle_ack(ack)?,
+                _ = status_timer.tick() => self.send_status(false).await?,
+                frame = self.reader.next_stream_frame() => match frame? {
+                    StreamFrame::CopyData(payload) => self.handle_copy_data(payload).await?,
+                    StreamFrame::CopyDone => break StreamEnd::ServerEnded,
+                },
+            }
+        };
+        self.finish().await?;
+        Ok(end)
+    }
+
+    fn reached_target(&self) -> bool {
+        matches!(self.settings.until_lsn, Some(target) if self.tracker.confirmed() >= target)
+    }
+
+    fn handle_ack(&mut self, ack: Ack) -> Result<(), ReaderError> {
+        if let Err(error) = ack.result {
+            return Err(ReaderError::Delivery(error));
+        }
+        self.tracker.acknowledged(ack.ticket)?;
+        // Drain whatever else is ready in one go.
+        while let Ok(more) = self.acks.try_recv() {
+            if let Err(error) = more.result {
+                return Err(ReaderError::Delivery(error));
+            }
+            self.tracker.acknowledged(more.ticket)?;
+        }
+        self.stats.confirmed = self.tracker.confirmed();
+        Ok(())
+    }
+
+    async fn handle_copy_data(&mut self, payload: bytes::Bytes) -> Result<(), ReaderError> {
+        match ReplicationMessage::parse(payload)? {
+            ReplicationMessage::XLogData(xlog) => {
+                self.received = self.received.max(xlog.wal_end).max(xlog.wal_start);
+                let message = pgoutput::decode(xlog.data)?;
+                self.handle_message(message, xlog.wal_start).await?;
+            }
+            ReplicationMessage::PrimaryKeepalive(keepalive) => {
+                self.received = self.received.max(keepalive.wal_end);
+                if self.open_ticket.is_none() {
+                    self.tracker.idle(keepalive.wal_end);
+                    self.stats.confirmed = self.tracker.confirmed();
+                }
+                if keepalive.reply_requested {
+                    self.send_status(false).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_message(
+        &mut self,
+        message: PgOutputMessage,
+        lsn: Lsn,
+    ) -> Result<(), ReaderError> {
+        match &message {
+            PgOutputMessage::Begin(_) => {
+                self.open_ticket = Some(self.tracker.begin());
+            }
+            PgOutputMessage::Commit(commit) => {
+                let ticket = self
+                    .open_ticket
+                    .take()
+                    .ok_or(ReaderError::Stream("COMMIT without BEGIN".into()))?;
+                self.translator.commit(commit);
+                self.tracker.commit(ticket, commit.end_lsn)?;
+                self.stats.transactions += 1;
+                self.stats.confirmed = self.tracker.confirmed();
+                return Ok(());
+            }
+            PgOutputMessage::Relation(relation) => {
+                self.translator.define_relation(relation).await?;
+            }
+            _ => {}
+        }
+        self.records.clear();
+        self.translator
+            .translate(&message, lsn, &mut self.records)?;
+        if self.records.is_empty() {
+            return Ok(());
+        }
+        // A change outside a transaction (a non-transactional logical message) is a
+        // transaction of its own that ends at its LSN.
+        let (ticket, standalone) = match self.open_ticket {
+            Some(ticket) => (ticket, false),
+            None => (self.tracker.begin(), true),
+        };
+        self.stats.changes += 1;
+        let records = std::mem::take(&mut self.records);
+        for record in &records {
+            self.sink.ensure_topic(&record.topic).await?;
+            self.send_with_backpressure(record, ticket).await?;
+        }
+        self.records = records;
+        if standalone {
+            self.tracker.commit(ticket, lsn)?;
+        }
+        Ok(())
+    }
+
+    async fn send_with_backpressure(
+        &mut self,
+        record: &OutputRecord,
+        ticket: u64,
+    ) -> Result<(), ReaderError> {
+        let headers: Vec<(&str, &[u8])> = record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        let outgoing = OutgoingRecord {
+            topic: &record.topic,
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
+            headers: &headers,
+        };
+        let mut waiting_since: Option<Instant> = None;
+        loop {
+            match self.sink.send(outgoing, ticket) {
+                Ok(()) => {
+                    self.tracker.sent(ticket)?;
+                    self.stats.records_sent += 1;
+                    return Ok(());
+                }
+                Err(SendError::QueueFull) => {
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > Duration::from_secs(10) {
+                        tracing::warn!(
+                            in_flight = self.tracker.records_in_flight(),
+                            "the sink has accepted nothing for 10 s (is Kafka reachable?); waiting, confirming nothing new"
+                        );
+                        waiting_since = Some(Instant::now());
+                    }
+                    match tokio::time::timeout(Duration::from_millis(100), self.acks.recv()).await {
+                        Ok(Some(ack)) => self.handle_ack(ack)?,
+                        Ok(None) => {
+                            return Err(ReaderError::Stream(
+                                "the sink's acknowledgement channel closed".into(),
+                            ))
+                        }
+                        Err(_) => {}
+                    }
+                    if self.last_status.elapsed() >= self.settings.status_interval {
+                        self.send_status(false).await?;
+                    }
+                }
+                Err(SendError::Fatal(error)) => return Err(ReaderError::Delivery(error)),
+            }
+        }
+    }
+
+    /// Tells the server how far we got: flush = the tracker's confirmed LSN, never more.
+    async fn send_status(&mut self, reply_requested: bool) -> Result<(), ReaderError> {
+        let confirmed = self.tracker.confirmed();
+        let update = StandbyStatusUpdate {
+            write: self.received.max(confirmed),
+            flush: confirmed,
+            apply: confirmed,
+            clock: PgTimestamp::now(),
+            reply_requested,
+        };
+        self.writer.send_copy_data(&update.encode()).await?;
+        self.last_status = Instant::now();
+        if confirmed != self.last_reported {
+            tracing::debug!(%confirmed, "confirmed to the server");
+            self.last_reported = confirmed;
+        }
+        Ok(())
+    }
+
+    /// Delivers what is in flight, confirms it, and closes the stream politely.
+    async fn finish(&mut self) -> Result<(), ReaderError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.tracker.records_in_flight() > 0 && Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_millis(200), self.acks.recv()).await {
+                Ok(Some(ack)) => self.handle_ack(ack)?,
+                Ok(None) => break,
+                Err(_) => {}
+            }
+        }
+        if self.tracker.records_in_flight() > 0 {
+            tracing::warn!(
+                in_flight = self.tracker.records_in_flight(),
+                "records still unacknowledged at exit; they will be sent again on the next start"
+            );
+        }
+        self.sink.flush(Duration::from_secs(5)).ok();
+        self.stats.confirmed = self.tracker.confirmed();
+        self.send_status(false).await?;
+        match self.writer.finish().await {
+            Ok(()) | Err(ConnectionError::Io(_)) => Ok(()),
+            Err(other) => Err(other.into()),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Shared helpers for cdc-reader's integration tests: each test gets its own database, slot,
+//! publication and topic prefix, and reads back what the reader wrote to the real Kafka.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use cdc_reader::config::ReaderArgs;
+use clap::Parser;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::Value;
+
+pub fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+        .unwrap_or_else(|_| db::DEFAULT_KAFKA_BOOTSTRAP_SERVERS.into())
+}
+
+/// A topic prefix for test `name` that no earlier run used (Kafka keeps topics between runs).
+pub fn unique_prefix(name: &str) -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    format!("{name}_{millis}")
+}
+
+/// The slot a test's reader uses (unique per test process: slots are cluster-wide).
+pub fn slot_name(name: &str) -> String {
+    format!("{}_slot", db::testing::unique_name(name))
+}
+
+/// Reader flags for test `name`: its database URL, slot, publication, and topic prefix `prefix`.
+pub fn reader_args(name: &str, prefix: &str, url: &str, extra: &[&str]) -> ReaderArgs {
+    let slot = slot_name(name);
+    let publication = format!("{name}_pub");
+    let bootstrap = bootstrap();
+    let mut argv = vec![
+        "cdc-reader",
+        "--database-url",
+        url,
+        "--kafka-bootstrap-servers",
+        &bootstrap,
+        "--slot-name",
+        &slot,
+        "--publication-name",
+        &publication,
+        "--topic-prefix",
+        prefix,
+        "--status-interval",
+        "200ms",
+    ];
+    argv.extend_from_slice(extra);
+    ReaderArgs::try_parse_from(argv).expect("test flags parse")
+}
+
+/// One record read back from Kafka.
+#[derive(Debug, Clone)]
+pub struct ReadRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Value,
+    pub value: Value,
+    pub headers: Vec<(String, String)>,
+}
+
+impl ReadRecord {
+    pub fn payload(&self) -> &Value {
+        &self.value["payload"]
+    }
+    pub fn op(&self) -> Option<&str> {
+        self.value["payload"]["op"].as_str()
+    }
+}
+
+/// Reads every record of `topic` (partition 0) from the beginning, waiting until at least
+/// `at_least` arrived (or `timeout`).
+pub fn read_topic(topic: &str, at_least: usize, timeout: Duration) -> Vec<ReadRecord> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("test-reader-{topic}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("consumer");
+    let deadline = Instant::now() + timeout;
+    // The topic may not exist yet: wait for its metadata.
+    let partitions = loop {
+        if let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            if let Some(t) = metadata.topics().first() {
+                if t.error().is_none() && !t.partitions().is_empty() {
+                    break t.partitions().len() as i32;
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return Vec::new();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("assign");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut records = Vec::new();
+    while records.len() < at_least && Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.expect("kafka message");
+        let parse = |bytes: Option<&[u8]>| match bytes {
+            None => Value::Null,
+            Some(b) => serde_json::from_slice(b)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(b).into())),
+        };
+        let headers = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|header| {
+                        (
+                            header.key.to_string(),
+                            String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        records.push(ReadRecord {
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: parse(message.key()),
+            value: parse(message.payload()),
+            headers,
+        });
+    }
+    records
+}
+
+/// The slot's confirmed_flush_lsn as a number.
+pub async fn confirmed_flush_lsn(pool: &sqlx::PgPool, slot: &str) -> u64 {
+    let text: Option<String> = sqlx::query_scalar(
+        "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+    )
+    .bind(slot)
+    .fetch_optional(pool)
+    .await
+    .expect("slot query")
+    .flatten();
+    text.map(|t| t.parse::<cdc_reader::lsn::Lsn>().expect("lsn").0)
+        .unwrap_or(0)
+}
+
+/// The server's current WAL position.
+pub async fn current_wal_lsn(pool: &sqlx::PgPool) -> cdc_reader::lsn::Lsn {
+    let text: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        .fetch_one(pool)
+        .await
+        .expect("lsn");
+    text.parse().expect("lsn")
+}
