@@ -92,6 +92,11 @@ fn now() -> ProcessingTime {
     ProcessingTime::from_unix_nanos(since_epoch.as_nanos() as i64)
 }
 
+/// Wall-clock microseconds since the Unix epoch.
+pub fn now_micros() -> i64 {
+    now().unix_nanos() / 1000
+}
+
 impl ChangeTranslator {
     pub fn new(config: EnvelopeConfig, catalog: Catalog, outbox: Option<OutboxConfig>) -> Self {
         ChangeTranslator {
@@ -273,6 +278,41 @@ impl ChangeTranslator {
             PgOutputMessage::Commit(commit) => self.commit(commit),
             _ => {}
         }
+        Ok(())
+    }
+
+    /// One row read by the snapshot (`op: "r"`), its values as text in the relation's column order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn snapshot_row(
+        &self,
+        relation_id: u32,
+        row: &[Option<String>],
+        marker: SnapshotMarker,
+        position: Lsn,
+        tx_id: i64,
+        started_us: i64,
+        out: &mut Vec<OutputRecord>,
+    ) -> Result<(), ChangeError> {
+        let table = self.table(relation_id)?;
+        if self.is_outbox(table) {
+            return Ok(()); // past outbox rows are not events to replay
+        }
+        let after: Vec<CellValue<'_>> = row
+            .iter()
+            .map(|v| v.as_deref().map_or(CellValue::Null, CellValue::Text))
+            .collect();
+        let source = SourcePosition {
+            lsn: Some(position.0),
+            tx_id: u32::try_from(tx_id).ok(),
+            commit_time_us: started_us,
+            snapshot: marker,
+            ..SourcePosition::default()
+        };
+        let record = table
+            .builder
+            .read(&after, &source, now())
+            .map_err(|e| envelope_error(table, e))?;
+        out.push(to_output(record, Vec::new()));
         Ok(())
     }
 

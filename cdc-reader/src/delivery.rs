@@ -123,13 +123,29 @@ impl DeliveryTracker {
         Ok(())
     }
 
-    /// Nothing is in flight and the server says its WAL ends at `server_wal_end`: everything
-    /// before it that we were sent is delivered (or was not ours to capture), so confirm it.
-    /// This keeps an idle slot, or one busy only with uncaptured tables, from pinning WAL.
+    /// The server says it has sent us everything before `server_wal_end` (a keepalive) and no
+    /// transaction is open: once every record sent before now is acknowledged, that position
+    /// is safe to confirm too. This keeps an idle slot, or one busy only with uncaptured
+    /// tables, from pinning WAL. The position queues behind what is in flight, so it can never
+    /// overtake an unacknowledged record.
     pub fn idle(&mut self, server_wal_end: Lsn) {
-        if self.in_flight.is_empty() && server_wal_end > self.confirmed {
-            self.confirmed = server_wal_end;
+        match self.in_flight.back_mut() {
+            None => {
+                self.confirmed = self.confirmed.max(server_wal_end);
+                return;
+            }
+            // An open transaction: its commit (later) decides.
+            Some(back) if back.end_lsn.is_none() => return,
+            // Nothing of its own pending: it may as well wait for the later position.
+            Some(back) if back.pending == 0 => {
+                back.end_lsn = back.end_lsn.max(Some(server_wal_end))
+            }
+            Some(_) => self.in_flight.push_back(InFlight {
+                end_lsn: Some(server_wal_end),
+                pending: 0,
+            }),
         }
+        self.advance();
     }
 
     fn advance(&mut self) {
@@ -208,6 +224,31 @@ mod tests {
         assert_eq!(tracker.confirmed(), Lsn(60));
         tracker.idle(Lsn(90));
         assert_eq!(tracker.confirmed(), Lsn(90));
+    }
+
+    #[test]
+    fn an_idle_position_waits_behind_records_in_flight() {
+        let mut tracker = DeliveryTracker::new(Lsn(0));
+        let tx = tracker.begin();
+        tracker.sent(tx).unwrap();
+        tracker.commit(tx, Lsn(10)).unwrap();
+        tracker.idle(Lsn(100));
+        assert_eq!(
+            tracker.confirmed(),
+            Lsn(0),
+            "the record of tx is not acknowledged yet"
+        );
+        let next = tracker.begin();
+        tracker.sent(next).unwrap();
+        tracker.commit(next, Lsn(120)).unwrap();
+        tracker.acknowledged(tx).unwrap();
+        assert_eq!(
+            tracker.confirmed(),
+            Lsn(100),
+            "the keepalive position, not past tx 120"
+        );
+        tracker.acknowledged(next).unwrap();
+        assert_eq!(tracker.confirmed(), Lsn(120));
     }
 
     #[test]

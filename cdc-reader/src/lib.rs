@@ -58,6 +58,8 @@ pub enum ReaderError {
     Changes(#[from] changes::ChangeError),
     #[error(transparent)]
     Sink(#[from] sink::SinkError),
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::SnapshotError),
     #[error("Kafka did not take a record for good: {0}. Nothing after the last confirmed LSN is lost: restart the reader to resend it")]
     Delivery(String),
     #[error("{0}")]

@@ -10,7 +10,7 @@ use rdkafka::ClientConfig;
 
 use crate::catalog::Catalog;
 use crate::changes::ChangeTranslator;
-use crate::config::{DecimalHandlingArg, ReaderArgs, SinkKind};
+use crate::config::{DecimalHandlingArg, ReaderArgs, SinkKind, SnapshotMode};
 use crate::envelope::{DecimalHandling, EnvelopeConfig};
 use crate::lsn::Lsn;
 use crate::outbox::OutboxConfig;
@@ -19,6 +19,7 @@ use crate::replication::slot::{self, PublishedTables};
 use crate::sink::kafka::{KafkaSink, KafkaSinkConfig};
 use crate::sink::stdout::StdoutSink;
 use crate::sink::Sink;
+use crate::snapshot;
 use crate::stream::{Stream, StreamEnd, StreamSettings, StreamStats};
 use crate::ReaderError;
 
@@ -79,6 +80,41 @@ fn check_kafka(bootstrap: &str) -> Result<(), ReaderError> {
     Ok(())
 }
 
+/// initial_only on a slot whose snapshot is done: nothing to stream.
+fn existing_done_initial_only(args: &ReaderArgs, plan: &Option<Option<String>>) -> bool {
+    args.snapshot_mode == SnapshotMode::InitialOnly && plan.is_none()
+}
+
+/// The tables to snapshot: `--tables`, or every table of the publication with `--all-tables`.
+async fn snapshot_tables(
+    connection: &mut ReplicationConnection,
+    args: &ReaderArgs,
+) -> Result<Vec<String>, ReaderError> {
+    if !args.all_tables {
+        return Ok(args
+            .tables
+            .iter()
+            .map(|t| {
+                if t.contains('.') {
+                    t.clone()
+                } else {
+                    format!("public.{t}")
+                }
+            })
+            .collect());
+    }
+    let rows = connection
+        .simple_query(&format!(
+            "SELECT schemaname || '.' || tablename AS name FROM pg_publication_tables WHERE pubname = {} ORDER BY 1",
+            slot::quote_literal(&args.publication_name)
+        ))
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.get("name").map(str::to_string))
+        .collect())
+}
+
 /// Runs the reader until `shutdown` resolves (or `--until-lsn` is reached).
 pub async fn run(
     args: ReaderArgs,
@@ -122,33 +158,107 @@ pub async fn run_with_sink<S: Sink>(
     };
     slot::ensure_publication(&mut connection, &args.publication_name, &tables).await?;
 
-    let (start, created) = match slot::slot_state(&mut connection, &args.slot_name).await? {
+    let catalog = Catalog::connect(url).await?;
+    let snapshots = args.snapshot_mode != SnapshotMode::NoData;
+    if snapshots {
+        snapshot::ensure_state_table(catalog.client()).await?;
+    }
+    let mut existing = slot::slot_state(&mut connection, &args.slot_name).await?;
+    if existing.is_some()
+        && matches!(
+            args.snapshot_mode,
+            SnapshotMode::Initial | SnapshotMode::InitialOnly
+        )
+        && snapshot::unfinished(catalog.client(), &args.slot_name).await?
+    {
+        // Our own slot, whose snapshot was interrupted: start over (see snapshot.rs).
+        tracing::warn!(slot = %args.slot_name, "the last snapshot did not finish; dropping the slot it created and snapshotting again");
+        slot::drop_slot(&mut connection, &args.slot_name).await?;
+        existing = None;
+    }
+
+    // (start LSN, created now, snapshot to take: Some(exported snapshot name or None))
+    let (start, created, snapshot_plan) = match existing {
         Some(state) => {
             tracing::info!(slot = %args.slot_name, confirmed_flush_lsn = %state.confirmed_flush_lsn, "resuming from the slot");
-            (state.confirmed_flush_lsn, false)
+            let plan = (args.snapshot_mode == SnapshotMode::Always).then_some(None);
+            (state.confirmed_flush_lsn, false, plan)
         }
         None => {
-            let created = slot::create_slot(&mut connection, &args.slot_name, false).await?;
+            if snapshots {
+                snapshot::mark_started(catalog.client(), &args.slot_name).await?;
+            }
+            let created = slot::create_slot(&mut connection, &args.slot_name, snapshots).await?;
             tracing::info!(slot = %args.slot_name, consistent_point = %created.consistent_point, "created the slot");
-            (created.consistent_point, true)
+            (
+                created.consistent_point,
+                true,
+                snapshots.then_some(created.snapshot_name),
+            )
         }
     };
+    if existing_done_initial_only(args, &snapshot_plan) {
+        tracing::info!(
+            "snapshot mode initial_only and the snapshot is already done: nothing to do"
+        );
+        return Ok(RunSummary {
+            end: StreamEnd::ReachedTarget,
+            started_at: start,
+            stats: StreamStats::default(),
+        });
+    }
 
-    let catalog = Catalog::connect(url).await?;
     let mut config = envelope_config(args);
     config.database = target.database.clone();
     let mut translator = ChangeTranslator::new(config, catalog, outbox_config(args));
+    let settings = StreamSettings {
+        status_interval: args.status_interval,
+        until_lsn: args.until_lsn,
+        heartbeat_interval: args.heartbeat_interval,
+        heartbeat_action_query: args.heartbeat_action_query.clone(),
+        topic_prefix: args.topic_prefix.clone(),
+        schemas_enabled: !args.no_schemas,
+    };
+
+    let mut acks = sink.take_acks();
+    if let Some(snapshot_name) = snapshot_plan {
+        let tables = snapshot_tables(&mut connection, args).await?;
+        let tx_id =
+            snapshot::begin(translator.catalog().client(), snapshot_name.as_deref()).await?;
+        let mut described = Vec::with_capacity(tables.len());
+        for table in &tables {
+            let table = snapshot::describe(translator.catalog(), table).await?;
+            translator.install_table(table.relation.clone(), &table.facts);
+            described.push(table);
+        }
+        let mut stream = Stream::new(sink, &mut acks, &mut translator, start, settings.clone());
+        let rows = stream.snapshot(&described, start, tx_id).await?;
+        drop(stream);
+        snapshot::finish(translator.catalog().client()).await?;
+        snapshot::mark_completed(translator.catalog().client(), &args.slot_name).await?;
+        tracing::info!(rows, tables = described.len(), at = %start, "snapshot delivered");
+        if args.snapshot_mode == SnapshotMode::InitialOnly {
+            let stats = StreamStats {
+                changes: rows,
+                records_sent: rows,
+                confirmed: start,
+                ..StreamStats::default()
+            };
+            return Ok(RunSummary {
+                end: StreamEnd::ReachedTarget,
+                started_at: start,
+                stats,
+            });
+        }
+    }
+
     let command =
         slot::start_replication_command(&args.slot_name, start, &args.publication_name, true);
     let (reader, writer) = connection.start_streaming(&command).await?;
     tracing::info!(slot = %args.slot_name, publication = %args.publication_name, from = %start, "streaming");
 
-    let settings = StreamSettings {
-        status_interval: args.status_interval,
-        until_lsn: args.until_lsn,
-    };
-    let mut stream = Stream::new(reader, writer, sink, &mut translator, start, settings);
-    let outcome = stream.run(shutdown).await;
+    let mut stream = Stream::new(sink, &mut acks, &mut translator, start, settings);
+    let outcome = stream.run(reader, writer, shutdown).await;
     let stats = stream.stats.clone();
     drop(stream);
 

@@ -209,16 +209,16 @@ pub async fn describe(catalog: &Catalog, table: &str) -> Result<SnapshotTable, S
 }
 
 /// Reads a table in batches through a cursor, inside the snapshot transaction.
-pub struct TableReader<'a> {
-    client: &'a Client,
+/// (It holds no connection: each call is given the snapshot transaction's client.)
+pub struct TableReader {
     cursor: String,
     done: bool,
 }
 
-impl<'a> TableReader<'a> {
+impl TableReader {
     /// Declares the cursor over the relation's columns.
     pub async fn open(
-        client: &'a Client,
+        client: &Client,
         relation: &Relation,
         index: usize,
     ) -> Result<Self, SnapshotError> {
@@ -241,19 +241,20 @@ impl<'a> TableReader<'a> {
             .await
             .map_err(query_error(format!("DECLARE cursor on {table}")))?;
         Ok(TableReader {
-            client,
             cursor,
             done: false,
         })
     }
 
     /// The next batch of rows as text values (empty when the table is exhausted).
-    pub async fn next_batch(&mut self) -> Result<Vec<Vec<Option<String>>>, SnapshotError> {
+    pub async fn next_batch(
+        &mut self,
+        client: &Client,
+    ) -> Result<Vec<Vec<Option<String>>>, SnapshotError> {
         if self.done {
             return Ok(Vec::new());
         }
-        let messages = self
-            .client
+        let messages = client
             .simple_query(&format!("FETCH {FETCH_SIZE} FROM {}", self.cursor))
             .await
             .map_err(query_error(format!("FETCH from {}", self.cursor)))?;
@@ -269,7 +270,7 @@ impl<'a> TableReader<'a> {
         }
         if rows.len() < FETCH_SIZE {
             self.done = true;
-            self.client
+            client
                 .batch_execute(&format!("CLOSE {}", self.cursor))
                 .await
                 .map_err(query_error("CLOSE cursor"))?;

@@ -21,11 +21,14 @@ use tokio::sync::mpsc;
 
 use crate::changes::{ChangeTranslator, OutputRecord};
 use crate::delivery::DeliveryTracker;
+use crate::envelope::SnapshotMarker;
+use crate::heartbeat::{heartbeat_record, heartbeat_topic};
 use crate::lsn::Lsn;
 use crate::pgoutput::{self, PgOutputMessage};
 use crate::replication::connection::{ConnectionError, FrameReader, FrameWriter, StreamFrame};
 use crate::replication::protocol::{PgTimestamp, ReplicationMessage, StandbyStatusUpdate};
 use crate::sink::{Ack, OutgoingRecord, SendError, Sink};
+use crate::snapshot::{SnapshotTable, TableReader};
 use crate::ReaderError;
 
 /// Settings of the loop itself.
@@ -34,6 +37,13 @@ pub struct StreamSettings {
     pub status_interval: Duration,
     /// Stop once everything up to this LSN is confirmed.
     pub until_lsn: Option<Lsn>,
+    /// Write a heartbeat record this often.
+    pub heartbeat_interval: Option<Duration>,
+    /// SQL to run at each heartbeat.
+    pub heartbeat_action_query: Option<String>,
+    /// Topic prefix (for the heartbeat topic) and whether records carry schemas.
+    pub topic_prefix: String,
+    pub schemas_enabled: bool,
 }
 
 /// Counters for the summary line and the progress display.
@@ -58,10 +68,12 @@ pub enum StreamEnd {
 
 /// The state of one streaming session.
 pub struct Stream<'a, S: Sink> {
-    reader: FrameReader,
-    writer: FrameWriter,
+    /// Set by [`Stream::run`]; the snapshot phase runs before there is a stream.
+    writer: Option<FrameWriter>,
     sink: &'a mut S,
-    acks: mpsc::UnboundedReceiver<Ack>,
+    /// The sink's acknowledgements; borrowed, so that the snapshot phase and the stream that
+    /// follows it share the one channel.
+    acks: &'a mut mpsc::UnboundedReceiver<Ack>,
     translator: &'a mut ChangeTranslator,
     tracker: DeliveryTracker,
     settings: StreamSettings,
@@ -77,17 +89,14 @@ pub struct Stream<'a, S: Sink> {
 
 impl<'a, S: Sink> Stream<'a, S> {
     pub fn new(
-        reader: FrameReader,
-        writer: FrameWriter,
         sink: &'a mut S,
+        acks: &'a mut mpsc::UnboundedReceiver<Ack>,
         translator: &'a mut ChangeTranslator,
         start: Lsn,
         settings: StreamSettings,
     ) -> Self {
-        let acks = sink.take_acks();
         Stream {
-            reader,
-            writer,
+            writer: None,
             sink,
             acks,
             translator,
@@ -105,14 +114,123 @@ impl<'a, S: Sink> Stream<'a, S> {
         }
     }
 
+    /// The initial snapshot: every row of `tables` as an `op: "r"` record, read inside the
+    /// snapshot transaction already open on the catalog connection; returns when Kafka has
+    /// acknowledged all of them. `position` is the slot's consistent point.
+    pub async fn snapshot(
+        &mut self,
+        tables: &[SnapshotTable],
+        position: Lsn,
+        tx_id: i64,
+    ) -> Result<u64, ReaderError> {
+        let ticket = self.tracker.begin();
+        let mut rows_sent = 0u64;
+        let started = crate::changes::now_micros();
+        for (index, table) in tables.iter().enumerate() {
+            let progress = snapshot_progress(table);
+            let mut reader =
+                TableReader::open(self.translator.catalog().client(), &table.relation, index)
+                    .await?;
+            let mut pending: Option<(Vec<Option<String>>, bool)> = None; // (row, first in table)
+            let last_table = index + 1 == tables.len();
+            let mut seen_in_table = 0u64;
+            loop {
+                let batch = reader
+                    .next_batch(self.translator.catalog().client())
+                    .await?;
+                let exhausted = batch.is_empty();
+                for row in batch {
+                    if let Some((previous, first)) = pending.take() {
+                        let marker = snapshot_marker(index == 0, last_table, first, false);
+                        self.send_snapshot_row(
+                            table, &previous, marker, position, tx_id, started, ticket,
+                        )
+                        .await?;
+                        progress.inc(1);
+                        rows_sent += 1;
+                    }
+                    pending = Some((row, seen_in_table == 0));
+                    seen_in_table += 1;
+                }
+                if exhausted {
+                    break;
+                }
+            }
+            if let Some((previous, first)) = pending.take() {
+                let marker = snapshot_marker(index == 0, last_table, first, true);
+                self.send_snapshot_row(table, &previous, marker, position, tx_id, started, ticket)
+                    .await?;
+                progress.inc(1);
+                rows_sent += 1;
+            }
+            progress.finish_and_clear();
+            tracing::info!(table = %format!("{}.{}", table.relation.schema(), table.relation.name), rows = seen_in_table, "snapshot of table done");
+        }
+        self.tracker.commit(ticket, position)?;
+        while self.tracker.records_in_flight() > 0 {
+            match self.acks.recv().await {
+                Some(ack) => self.handle_ack(ack)?,
+                None => {
+                    return Err(ReaderError::Stream(
+                        "the sink's acknowledgement channel closed".into(),
+                    ))
+                }
+            }
+        }
+        Ok(rows_sent)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_snapshot_row(
+        &mut self,
+        table: &SnapshotTable,
+        row: &[Option<String>],
+        marker: SnapshotMarker,
+        position: Lsn,
+        tx_id: i64,
+        started_us: i64,
+        ticket: u64,
+    ) -> Result<(), ReaderError> {
+        self.records.clear();
+        self.translator.snapshot_row(
+            table.relation.id,
+            row,
+            marker,
+            position,
+            tx_id,
+            started_us,
+            &mut self.records,
+        )?;
+        let records = std::mem::take(&mut self.records);
+        for record in &records {
+            self.sink.ensure_topic(&record.topic).await?;
+            self.send_with_backpressure(record, ticket).await?;
+        }
+        self.records = records;
+        Ok(())
+    }
+
     /// Streams until shutdown, the target LSN, or an error.
     pub async fn run(
         &mut self,
+        mut reader: FrameReader,
+        writer: FrameWriter,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<StreamEnd, ReaderError> {
+        self.writer = Some(writer);
         tokio::pin!(shutdown);
         let mut status_timer = tokio::time::interval(self.settings.status_interval);
         status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Without --heartbeat-interval the timer exists but its branch is disabled.
+        let heartbeat_every = self
+            .settings
+            .heartbeat_interval
+            .unwrap_or(Duration::from_secs(3600));
+        let mut heartbeat_timer = tokio::time::interval_at(
+            tokio::time::Instant::now() + heartbeat_every,
+            heartbeat_every,
+        );
+        heartbeat_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let end = loop {
             if self.reached_target() {
                 break StreamEnd::ReachedTarget;
@@ -121,8 +239,15 @@ impl<'a, S: Sink> Stream<'a, S> {
                 biased;
                 _ = &mut shutdown => break StreamEnd::Shutdown,
                 Some(ack) = self.acks.recv() => self.handle_ack(ack)?,
-                _ = status_timer.tick() => self.send_status(false).await?,
-                frame = self.reader.next_stream_frame() => match frame? {
+                // Between transactions, ask the server to answer at once with a keepalive:
+                // it carries how far decoding got, which `idle` then confirms, so WAL written
+                // only to uncaptured tables is released (the slot does not pin it).
+                _ = status_timer.tick() => {
+                    let idle = self.open_ticket.is_none();
+                    self.send_status(idle).await?
+                }
+                _ = heartbeat_timer.tick(), if self.settings.heartbeat_interval.is_some() => self.heartbeat().await?,
+                frame = reader.next_stream_frame() => match frame? {
                     StreamFrame::CopyData(payload) => self.handle_copy_data(payload).await?,
                     StreamFrame::CopyDone => break StreamEnd::ServerEnded,
                 },
@@ -161,6 +286,7 @@ impl<'a, S: Sink> Stream<'a, S> {
             }
             ReplicationMessage::PrimaryKeepalive(keepalive) => {
                 self.received = self.received.max(keepalive.wal_end);
+                tracing::trace!(wal_end = %keepalive.wal_end, reply = keepalive.reply_requested, open = self.open_ticket.is_some(), in_flight = self.tracker.transactions_in_flight(), "keepalive");
                 if self.open_ticket.is_none() {
                     self.tracker.idle(keepalive.wal_end);
                     self.stats.confirmed = self.tracker.confirmed();
@@ -274,6 +400,42 @@ impl<'a, S: Sink> Stream<'a, S> {
         }
     }
 
+    /// A heartbeat: the record on `__debezium-heartbeat.<prefix>`, and the action query.
+    async fn heartbeat(&mut self) -> Result<(), ReaderError> {
+        if let Some(query) = &self.settings.heartbeat_action_query {
+            if let Err(error) = self
+                .translator
+                .catalog()
+                .client()
+                .batch_execute(query)
+                .await
+            {
+                tracing::warn!(%error, "the heartbeat action query failed");
+            }
+        }
+        if self.open_ticket.is_some() {
+            return Ok(()); // a transaction is being read: changes are flowing anyway
+        }
+        let topic = heartbeat_topic(&self.settings.topic_prefix);
+        let ts_ms = crate::changes::now_micros() / 1000;
+        let (key, value) = heartbeat_record(
+            &self.settings.topic_prefix,
+            ts_ms,
+            self.settings.schemas_enabled,
+        );
+        let record = OutputRecord {
+            topic: topic.as_str().into(),
+            key: Some(key),
+            value: Some(value),
+            headers: Vec::new(),
+        };
+        self.sink.ensure_topic(&record.topic).await?;
+        let ticket = self.tracker.begin();
+        self.send_with_backpressure(&record, ticket).await?;
+        self.tracker.commit(ticket, self.tracker.confirmed())?;
+        Ok(())
+    }
+
     /// Tells the server how far we got: flush = the tracker's confirmed LSN, never more.
     async fn send_status(&mut self, reply_requested: bool) -> Result<(), ReaderError> {
         let confirmed = self.tracker.confirmed();
@@ -284,7 +446,10 @@ impl<'a, S: Sink> Stream<'a, S> {
             clock: PgTimestamp::now(),
             reply_requested,
         };
-        self.writer.send_copy_data(&update.encode()).await?;
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        writer.send_copy_data(&update.encode()).await?;
         self.last_status = Instant::now();
         if confirmed != self.last_reported {
             tracing::debug!(%confirmed, "confirmed to the server");
@@ -312,9 +477,83 @@ impl<'a, S: Sink> Stream<'a, S> {
         self.sink.flush(Duration::from_secs(5)).ok();
         self.stats.confirmed = self.tracker.confirmed();
         self.send_status(false).await?;
-        match self.writer.finish().await {
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        match writer.finish().await {
             Ok(()) | Err(ConnectionError::Io(_)) => Ok(()),
             Err(other) => Err(other.into()),
         }
+    }
+}
+
+/// Debezium's snapshot markers (RelationalSnapshotChangeEventSource): the last record of the
+/// last table is "last", the first of the first table "first", then the per-table markers.
+fn snapshot_marker(
+    first_table: bool,
+    last_table: bool,
+    first_in_table: bool,
+    last_in_table: bool,
+) -> SnapshotMarker {
+    if last_in_table && last_table {
+        SnapshotMarker::Last
+    } else if first_in_table && first_table {
+        SnapshotMarker::First
+    } else if last_in_table {
+        SnapshotMarker::LastInDataCollection
+    } else if first_in_table {
+        SnapshotMarker::FirstInDataCollection
+    } else {
+        SnapshotMarker::True
+    }
+}
+
+fn snapshot_progress(table: &SnapshotTable) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(table.estimated_rows.max(1));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "snapshot {msg:<24} [{bar:30}] {pos}/~{len} rows {per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!(
+        "{}.{}",
+        table.relation.schema(),
+        table.relation.name
+    ));
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_markers_follow_debezium() {
+        assert_eq!(
+            snapshot_marker(true, false, true, false),
+            SnapshotMarker::First
+        );
+        assert_eq!(
+            snapshot_marker(true, false, false, false),
+            SnapshotMarker::True
+        );
+        assert_eq!(
+            snapshot_marker(true, false, false, true),
+            SnapshotMarker::LastInDataCollection
+        );
+        assert_eq!(
+            snapshot_marker(false, false, true, false),
+            SnapshotMarker::FirstInDataCollection
+        );
+        assert_eq!(
+            snapshot_marker(false, true, false, true),
+            SnapshotMarker::Last
+        );
+        assert_eq!(
+            snapshot_marker(true, true, true, true),
+            SnapshotMarker::Last,
+            "a one-row snapshot ends it"
+        );
     }
 }

@@ -303,6 +303,86 @@ fn orders_lifecycle_matches_debezium() {
     assert_recording(&ours, &recorded);
 }
 
+/// The delete of order 1001 exactly as Debezium wrote it to Kafka (orders_lifecycle, copied
+/// from the topic, not re-serialized): field order, schema attributes and number forms included.
+const ORDERS_DELETE_KEY: &str = concat!(
+    r#"{"schema":{"type":"struct","fields":[{"type":"int64","optional":false,"field":"id"}]"#,
+    r#","optional":false,"name":"dbz.public.orders.Key"},"payload":{"id":1001}}"#,
+);
+
+const ORDERS_DELETE_VALUE: &str = concat!(
+    r#"{"schema":{"type":"struct","fields":[{"type":"struct","fields":[{"type":"int64""#,
+    r#","optional":false,"field":"id"},{"type":"int64","optional":false,"field":"customer_id"}"#,
+    r#",{"type":"string","optional":false,"default":"NEW","field":"status"},{"type":"bytes""#,
+    r#","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1"#,
+    r#","parameters":{"scale":"2","connect.decimal.precision":"12"},"field":"total"}"#,
+    r#",{"type":"string","optional":false,"default":"EUR","field":"currency"},{"type":"string""#,
+    r#","optional":false,"name":"io.debezium.time.ZonedTimestamp","version":1"#,
+    r#","default":"1970-01-01T00:00:00.000000Z","field":"created_at"},{"type":"string""#,
+    r#","optional":false,"name":"io.debezium.time.ZonedTimestamp","version":1"#,
+    r#","default":"1970-01-01T00:00:00.000000Z","field":"updated_at"}],"optional":true"#,
+    r#","name":"dbz.public.orders.Value","field":"before"},{"type":"struct""#,
+    r#","fields":[{"type":"int64","optional":false,"field":"id"},{"type":"int64","optional":false"#,
+    r#","field":"customer_id"},{"type":"string","optional":false,"default":"NEW","field":"status"}"#,
+    r#",{"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1"#,
+    r#","parameters":{"scale":"2","connect.decimal.precision":"12"},"field":"total"}"#,
+    r#",{"type":"string","optional":false,"default":"EUR","field":"currency"},{"type":"string""#,
+    r#","optional":false,"name":"io.debezium.time.ZonedTimestamp","version":1"#,
+    r#","default":"1970-01-01T00:00:00.000000Z","field":"created_at"},{"type":"string""#,
+    r#","optional":false,"name":"io.debezium.time.ZonedTimestamp","version":1"#,
+    r#","default":"1970-01-01T00:00:00.000000Z","field":"updated_at"}],"optional":true"#,
+    r#","name":"dbz.public.orders.Value","field":"after"},{"type":"struct""#,
+    r#","fields":[{"type":"string","optional":false,"field":"version"},{"type":"string""#,
+    r#","optional":false,"field":"connector"},{"type":"string","optional":false,"field":"name"}"#,
+    r#",{"type":"int64","optional":false,"field":"ts_ms"},{"type":"string","optional":true"#,
+    r#","name":"io.debezium.data.Enum","version":1,"parameters":{"allowed":"true,first"#,
+    r#",first_in_data_collection,last_in_data_collection,last,false,incremental"},"default":"false""#,
+    r#","field":"snapshot"},{"type":"string","optional":false,"field":"db"},{"type":"string""#,
+    r#","optional":true,"field":"sequence"},{"type":"int64","optional":true,"field":"ts_us"}"#,
+    r#",{"type":"int64","optional":true,"field":"ts_ns"},{"type":"string","optional":false"#,
+    r#","field":"schema"},{"type":"string","optional":false,"field":"table"},{"type":"int64""#,
+    r#","optional":true,"field":"txId"},{"type":"int64","optional":true,"field":"lsn"}"#,
+    r#",{"type":"int64","optional":true,"field":"xmin"},{"type":"string","optional":true"#,
+    r#","field":"origin"},{"type":"int64","optional":true,"field":"origin_lsn"}],"optional":false"#,
+    r#","name":"io.debezium.connector.postgresql.Source","version":1,"field":"source"}"#,
+    r#",{"type":"struct","fields":[{"type":"string","optional":false,"field":"id"},{"type":"int64""#,
+    r#","optional":false,"field":"total_order"},{"type":"int64","optional":false"#,
+    r#","field":"data_collection_order"}],"optional":true,"name":"event.block","version":1"#,
+    r#","field":"transaction"},{"type":"string","optional":false,"field":"op"},{"type":"int64""#,
+    r#","optional":true,"field":"ts_ms"},{"type":"int64","optional":true,"field":"ts_us"}"#,
+    r#",{"type":"int64","optional":true,"field":"ts_ns"}],"optional":false"#,
+    r#","name":"dbz.public.orders.Envelope","version":2},"payload":{"before":{"id":1001"#,
+    r#","customer_id":0,"status":"NEW","total":"AA==","currency":"EUR""#,
+    r#","created_at":"1970-01-01T00:00:00.000000Z","updated_at":"1970-01-01T00:00:00.000000Z"}"#,
+    r#","after":null,"source":{"version":"3.6.1.Final","connector":"postgresql","name":"dbz""#,
+    r#","ts_ms":1795448502854,"snapshot":"false","db":"test_debezium_reference""#,
+    r#","sequence":"[\"63135632\",\"63135632\"]","ts_us":1795448502854657"#,
+    r#","ts_ns":1795448502854657000,"schema":"public","table":"orders","txId":816,"lsn":63135632"#,
+    r#","xmin":null,"origin":null,"origin_lsn":null},"transaction":null,"op":"d""#,
+    r#","ts_ms":1795448503563,"ts_us":1795448503563278,"ts_ns":1795448503563278314}}"#,
+);
+#[test]
+fn orders_delete_is_byte_identical_to_debezium() {
+    let value: Value = serde_json::from_str(ORDERS_DELETE_VALUE).unwrap();
+    let (source, processed) = position(&serde_json::json!({ "value": value }));
+    let builder = TableEnvelopeBuilder::new(&orders(), &config());
+    let record = builder
+        .delete(
+            &[Text("1001"), Null, Null, Null, Null, Null, Null],
+            &source,
+            processed,
+        )
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(record.key.unwrap()).unwrap(),
+        ORDERS_DELETE_KEY
+    );
+    assert_eq!(
+        String::from_utf8(record.value.unwrap()).unwrap(),
+        ORDERS_DELETE_VALUE
+    );
+}
+
 #[test]
 fn payload_only_without_schemas() {
     let recorded = recording(ORDERS_LIFECYCLE);

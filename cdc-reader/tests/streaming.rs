@@ -26,30 +26,13 @@ fn start_reader(
     (handle, stop)
 }
 
-/// Waits until the slot exists (the reader created it and is streaming).
-async fn wait_for_slot(pool: &sqlx::PgPool, slot: &str) {
-    for _ in 0..100 {
-        let active: Option<bool> =
-            sqlx::query_scalar("SELECT active FROM pg_replication_slots WHERE slot_name = $1")
-                .bind(slot)
-                .fetch_optional(pool)
-                .await
-                .unwrap();
-        if active == Some(true) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("slot {slot} never became active");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inserts_updates_and_deletes_become_debezium_envelopes_on_their_topics() {
     let name = "reader_basic";
     let prefix = unique_prefix(name);
     let (url, pool) = db::testing::fresh_database(name).await.unwrap();
     let (handle, stop) = start_reader(reader_args(name, &prefix, &url, &[]));
-    wait_for_slot(&pool, &common::slot_name(name)).await;
+    common::wait_until_streaming(&pool, &common::slot_name(name)).await;
 
     let mut tx = pool.begin().await.unwrap();
     sqlx::query("INSERT INTO orders (id, customer_id, status, total, currency, created_at, updated_at) VALUES (7, 42, 'NEW', 12.30, 'EUR', '2026-11-23 10:00:00.123456+00', '2026-11-23 10:00:00+00')")
@@ -224,7 +207,7 @@ async fn clear_errors_for_a_missing_table_and_a_busy_slot() {
     );
 
     let (handle, stop) = start_reader(reader_args(name, name, &url, &[]));
-    wait_for_slot(&pool, &common::slot_name(name)).await;
+    common::wait_until_streaming(&pool, &common::slot_name(name)).await;
     let second =
         cdc_reader::reader::run(reader_args(name, name, &url, &[]), std::future::pending())
             .await

@@ -79,6 +79,8 @@ struct ColumnPlan {
     kind: ValueKind,
     /// Left out of events (an unmapped type under `UnknownTypeHandling::Omit`).
     omitted: bool,
+    /// The column DEFAULT as Debezium shows it in the schema, rendered as JSON.
+    default_json: Option<String>,
     /// What a NULL becomes: null, the default, or the type's zero value.
     null_json: Vec<u8>,
     /// What an unchanged TOAST value becomes when its old value is unknown.
@@ -133,7 +135,7 @@ impl TableEnvelopeBuilder {
         let field_schema = |plan: &ColumnPlan, column: &ColumnSchema| {
             let mut schema = plan.kind.schema();
             schema.optional = !column.not_null;
-            schema.default_json = default_json(column, &plan.kind);
+            schema.default_json = plan.default_json.clone();
             (column.name.clone(), schema)
         };
         let key_schema_json = (!key_columns.is_empty()).then(|| {
@@ -499,6 +501,7 @@ fn plan_column(
         toast_json: toast_placeholder(column, &kind, &config.unavailable_value_placeholder),
         kind,
         omitted,
+        default_json: default,
         null_json: null_json.into_bytes(),
     }
 }
@@ -562,6 +565,164 @@ fn sanitize_topic(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::envelope::source::{SnapshotMarker, TransactionBlock};
+    use crate::envelope::table::CellValue::{Null, Text, UnchangedToast};
+
+    fn payload(record: &EnvelopeRecord) -> serde_json::Value {
+        serde_json::from_slice(record.value.as_deref().unwrap()).unwrap()
+    }
+
+    fn builder(columns: Vec<ColumnSchema>, config: EnvelopeConfig) -> TableEnvelopeBuilder {
+        let table = TableSchema {
+            schema: "public".into(),
+            table: "t".into(),
+            columns,
+            key_columns: vec!["id".into()],
+        };
+        TableEnvelopeBuilder::new(
+            &table,
+            &EnvelopeConfig {
+                schemas_enabled: false,
+                ..config
+            },
+        )
+    }
+
+    #[test]
+    fn snapshot_reads_and_transaction_blocks() {
+        let b = builder(
+            vec![ColumnSchema::new("id", oid::INT4, "int4", true)],
+            EnvelopeConfig::default(),
+        );
+        let source = SourcePosition {
+            lsn: Some(10),
+            tx_id: Some(7),
+            commit_time_us: 1_000_001,
+            snapshot: SnapshotMarker::First,
+            transaction: Some(TransactionBlock {
+                id: "7:10".into(),
+                total_order: 1,
+                data_collection_order: 1,
+            }),
+            ..SourcePosition::default()
+        };
+        let record = b
+            .read(
+                &[Text("1")],
+                &source,
+                ProcessingTime::from_unix_nanos(2_000_000_123),
+            )
+            .unwrap();
+        let value = payload(&record);
+        assert_eq!(value["op"], "r");
+        assert_eq!(value["source"]["snapshot"], "first");
+        assert_eq!(value["source"]["ts_ms"], 1000);
+        assert_eq!(
+            value["transaction"],
+            serde_json::json!({"id":"7:10","total_order":1,"data_collection_order":1})
+        );
+        assert_eq!(
+            (value["ts_ms"].as_i64(), value["ts_us"].as_i64()),
+            (Some(2000), Some(2_000_000))
+        );
+        let incremental = SourcePosition {
+            snapshot: SnapshotMarker::Incremental,
+            ..source
+        };
+        let value = payload(
+            &b.read(
+                &[Text("1")],
+                &incremental,
+                ProcessingTime::from_unix_nanos(0),
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            (
+                value["source"]["lsn"].clone(),
+                value["source"]["txId"].clone()
+            ),
+            (serde_json::Value::Null, serde_json::Value::Null)
+        );
+    }
+
+    #[test]
+    fn unchanged_toast_placeholders_take_the_column_shape() {
+        let mut ints = ColumnSchema::new("ints", 1007, "_int4", false);
+        ints.element_type_oid = Some(oid::INT4);
+        let b = builder(
+            vec![
+                ColumnSchema::new("id", oid::INT4, "int4", true),
+                ColumnSchema::new("blob", oid::BYTEA, "bytea", false),
+                ColumnSchema::new("texts", 1009, "_text", false),
+                ints,
+                ColumnSchema::new("amount", oid::NUMERIC, "numeric", false),
+            ],
+            EnvelopeConfig {
+                unavailable_value_placeholder: "__x".into(),
+                ..EnvelopeConfig::default()
+            },
+        );
+        let source = SourcePosition::default();
+        let row = [
+            Text("1"),
+            UnchangedToast,
+            UnchangedToast,
+            UnchangedToast,
+            Null,
+        ];
+        let value = payload(
+            &b.update(None, &row, &source, ProcessingTime::from_unix_nanos(0))
+                .unwrap(),
+        );
+        assert_eq!(value["after"]["blob"], "X194"); // base64 of "__x"
+        assert_eq!(value["after"]["texts"], serde_json::json!(["__x"]));
+        assert_eq!(value["after"]["ints"], serde_json::json!([95, 95, 120]));
+        let row = [Text("1"), Null, Null, Null, UnchangedToast];
+        let error = b
+            .update(None, &row, &source, ProcessingTime::from_unix_nanos(0))
+            .unwrap_err();
+        assert!(
+            matches!(error, EnvelopeError::UnchangedToast { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unmapped_columns_can_be_omitted_like_debezium() {
+        let b = builder(
+            vec![
+                ColumnSchema::new("id", oid::INT4, "int4", true),
+                ColumnSchema::new("p", 600, "point", false),
+            ],
+            EnvelopeConfig {
+                unknown_types: UnknownTypeHandling::Omit,
+                ..EnvelopeConfig::default()
+            },
+        );
+        assert_eq!(b.warnings().len(), 1);
+        let record = b
+            .create(
+                &[Text("1"), Text("(1,2)")],
+                &SourcePosition::default(),
+                ProcessingTime::from_unix_nanos(0),
+            )
+            .unwrap();
+        assert_eq!(payload(&record)["after"], serde_json::json!({"id": 1}));
+    }
+
+    #[test]
+    fn unknown_key_columns_are_reported_not_fatal() {
+        let table = TableSchema {
+            schema: "public".into(),
+            table: "t".into(),
+            columns: vec![ColumnSchema::new("id", oid::INT4, "int4", true)],
+            key_columns: vec!["gone".into()],
+        };
+        let b = TableEnvelopeBuilder::new(&table, &EnvelopeConfig::default());
+        assert!(!b.has_key());
+        assert_eq!(b.warnings()[0].column, "gone");
+    }
 
     #[test]
     fn topic_names_are_sanitized() {

@@ -13,8 +13,6 @@
 //! bytes    standard base64 with padding: [0xde,0xad,0xbe,0xef] -> "3q2+7w=="
 //! ```
 
-use std::io::Write as _;
-
 use base64::Engine as _;
 
 /// Appends `text` as a quoted JSON string.
@@ -84,10 +82,38 @@ pub(crate) fn push_str(out: &mut String, text: &str) {
     out.push_str(&String::from_utf8_lossy(&buffer));
 }
 
-/// Appends an integer.
+/// Appends an integer (by hand: `write!` costs more than the rest of a small value).
 pub(crate) fn write_i64(out: &mut Vec<u8>, value: i64) {
-    // Writing into a Vec cannot fail.
-    let _ = write!(out, "{value}");
+    if value < 0 {
+        out.push(b'-');
+    }
+    write_u64(out, value.unsigned_abs());
+}
+
+/// Appends an unsigned integer.
+pub(crate) fn write_u64(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// Appends a number as exactly `width` digits, zero-padded (for dates and times).
+pub(crate) fn write_padded(out: &mut Vec<u8>, value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut rest = value;
+    for slot in digits[20 - width..].iter_mut().rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.extend_from_slice(&digits[20 - width..]);
 }
 
 /// Appends a JSON number the way Jackson writes a Java `double`.
@@ -119,8 +145,13 @@ fn non_finite_name(is_nan: bool, positive: bool) -> &'static str {
 /// Appends `bytes` as a quoted base64 string (how `JsonConverter` writes BYTES and Decimal).
 pub(crate) fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
-    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-    out.extend_from_slice(encoded.as_bytes());
+    let start = out.len();
+    let encoded_len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
+    out.resize(start + encoded_len, 0);
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(bytes, &mut out[start..])
+        .unwrap_or(0);
+    out.truncate(start + written);
     out.push(b'"');
 }
 
@@ -261,6 +292,20 @@ mod tests {
         out.push(b' ');
         write_f32(&mut out, f32::NEG_INFINITY);
         assert_eq!(String::from_utf8(out).unwrap(), r#""NaN" "-Infinity""#);
+    }
+
+    #[test]
+    fn integers() {
+        let mut out = Vec::new();
+        for value in [0, 7, -1, i64::MIN, i64::MAX] {
+            out.clear();
+            write_i64(&mut out, value);
+            assert_eq!(String::from_utf8(out.clone()).unwrap(), value.to_string());
+        }
+        out.clear();
+        write_padded(&mut out, 7, 4);
+        write_padded(&mut out, 123_456, 6);
+        assert_eq!(String::from_utf8(out).unwrap(), "0007123456");
     }
 
     #[test]

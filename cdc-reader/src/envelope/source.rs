@@ -189,17 +189,25 @@ impl SourceTemplate {
             marker => json::write_str(out, marker.as_str()),
         }
         out.extend_from_slice(&self.db);
-        out.extend_from_slice(b",\"sequence\":");
-        let lsn_text =
-            |lsn: Option<u64>| lsn.map_or_else(|| "null".to_string(), |lsn| format!("\"{lsn}\""));
-        json::write_str(
-            out,
-            &format!(
-                "[{},{}]",
-                lsn_text(position.last_commit_lsn),
-                lsn_text(position.lsn)
-            ),
-        );
+        // A JSON array inside a JSON string: "[\"63135296\",\"63135464\"]".
+        out.extend_from_slice(b",\"sequence\":\"[");
+        for (index, lsn) in [position.last_commit_lsn, position.lsn]
+            .into_iter()
+            .enumerate()
+        {
+            if index > 0 {
+                out.push(b',');
+            }
+            match lsn {
+                Some(lsn) => {
+                    out.extend_from_slice(b"\\\"");
+                    json::write_u64(out, lsn);
+                    out.extend_from_slice(b"\\\"");
+                }
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.extend_from_slice(b"]\"");
         out.extend_from_slice(b",\"ts_us\":");
         json::write_i64(out, micros);
         out.extend_from_slice(b",\"ts_ns\":");

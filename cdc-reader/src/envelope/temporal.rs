@@ -24,6 +24,8 @@ pub(crate) const POSITIVE_INFINITY_MICROS: i64 = 9_223_372_036_825_200_000;
 /// What Debezium writes for `timestamp '-infinity'` (µs): the JDBC driver's `DATE_NEGATIVE_INFINITY`.
 pub(crate) const NEGATIVE_INFINITY_MICROS: i64 = -9_223_372_036_832_400_000;
 
+use super::json;
+
 const MICROS_PER_SECOND: i64 = 1_000_000;
 const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 
@@ -194,46 +196,77 @@ pub(crate) fn timestamp_micros(value: TimestampValue) -> i64 {
 
 /// Writes a UTC instant as Debezium's ZonedTimestamp: ISO-8601 with `Z`, and exactly
 /// `fraction_digits` fraction digits when that is 1..=9, else only the digits needed.
+#[cfg(test)]
 pub(crate) fn format_zoned_timestamp(micros: i64, fraction_digits: u32) -> String {
+    let mut out = Vec::with_capacity(32);
+    write_zoned_timestamp(&mut out, micros, fraction_digits);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends a UTC instant as Debezium's ZonedTimestamp (quotes not included): ISO-8601 with
+/// `Z`, exactly `fraction_digits` fraction digits when that is 1..=9, else only those needed.
+pub(crate) fn write_zoned_timestamp(out: &mut Vec<u8>, micros: i64, fraction_digits: u32) {
     let days = micros.div_euclid(MICROS_PER_DAY);
     let time_of_day = micros.rem_euclid(MICROS_PER_DAY);
     let (year, month, day) = civil_from_days(days);
-    let mut text = String::with_capacity(32);
-    push_iso_year(&mut text, year);
-    text.push_str(&format!("-{month:02}-{day:02}T"));
-    push_clock(&mut text, time_of_day, fraction_digits);
-    text.push('Z');
-    text
+    write_iso_year(out, year);
+    out.push(b'-');
+    json::write_padded(out, u64::from(month), 2);
+    out.push(b'-');
+    json::write_padded(out, u64::from(day), 2);
+    out.push(b'T');
+    write_clock(out, time_of_day, fraction_digits);
+    out.push(b'Z');
 }
 
 /// Java's ISO year: four digits, a `+` beyond 9999, a `-` before year 0.
-fn push_iso_year(text: &mut String, year: i64) {
+fn write_iso_year(out: &mut Vec<u8>, year: i64) {
     if year > 9999 {
-        text.push_str(&format!("+{year}"));
+        out.push(b'+');
     } else if year < 0 {
-        text.push_str(&format!("-{:04}", -year));
-    } else {
-        text.push_str(&format!("{year:04}"));
+        out.push(b'-');
     }
+    json::write_padded(
+        out,
+        year.unsigned_abs(),
+        4.max(digit_count(year.unsigned_abs())),
+    );
 }
 
-/// `HH:MM:SS` plus the fraction (see [`format_zoned_timestamp`]).
-fn push_clock(text: &mut String, time_of_day: i64, fraction_digits: u32) {
-    let seconds_total = time_of_day / MICROS_PER_SECOND;
-    let micros = time_of_day % MICROS_PER_SECOND;
-    text.push_str(&format!(
-        "{:02}:{:02}:{:02}",
-        seconds_total / 3600,
-        seconds_total / 60 % 60,
-        seconds_total % 60
-    ));
-    let nanos = format!("{:09}", micros * 1000);
+fn digit_count(mut value: u64) -> usize {
+    let mut count = 1;
+    while value >= 10 {
+        value /= 10;
+        count += 1;
+    }
+    count
+}
+
+/// `HH:MM:SS` plus the fraction (see [`write_zoned_timestamp`]).
+fn write_clock(out: &mut Vec<u8>, time_of_day: i64, fraction_digits: u32) {
+    let seconds_total = (time_of_day / MICROS_PER_SECOND) as u64;
+    let micros = (time_of_day % MICROS_PER_SECOND) as u64;
+    json::write_padded(out, seconds_total / 3600, 2);
+    out.push(b':');
+    json::write_padded(out, seconds_total / 60 % 60, 2);
+    out.push(b':');
+    json::write_padded(out, seconds_total % 60, 2);
+    let mut nanos = [0u8; 9];
+    let mut rest = micros * 1000;
+    for slot in nanos.iter_mut().rev() {
+        *slot = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
     if (1..=9).contains(&fraction_digits) {
-        text.push('.');
-        text.push_str(&nanos[..fraction_digits as usize]);
+        out.push(b'.');
+        out.extend_from_slice(&nanos[..fraction_digits as usize]);
     } else if micros != 0 {
-        text.push('.');
-        text.push_str(nanos.trim_end_matches('0'));
+        let significant = nanos
+            .iter()
+            .rposition(|d| *d != b'0')
+            .map_or(0, |last| last + 1);
+        out.push(b'.');
+        out.extend_from_slice(&nanos[..significant]);
     }
 }
 
@@ -248,10 +281,10 @@ pub(crate) fn format_timetz(text: &str) -> Option<String> {
     let (clock, offset) = split_offset(text)?;
     let local = parse_clock(clock)?;
     let utc = (local - parse_offset(offset)? * MICROS_PER_SECOND).rem_euclid(MICROS_PER_DAY);
-    let mut out = String::with_capacity(20);
-    push_clock(&mut out, utc, 0);
-    out.push('Z');
-    Some(out)
+    let mut out = Vec::with_capacity(20);
+    write_clock(&mut out, utc, 0);
+    out.push(b'Z');
+    String::from_utf8(out).ok()
 }
 
 /// An `interval` (IntervalStyle postgres, e.g. `-1 years 2 mons -3 days 04:05:06.789`) as

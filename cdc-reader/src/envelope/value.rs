@@ -35,6 +35,15 @@ pub(crate) fn write_value(kind: &ValueKind, text: &str, out: &mut Vec<u8>) -> Re
             json::write_str(out, text)
         }
         ValueKind::Bytes => json::write_base64(out, &decode_bytea(text)?),
+        ValueKind::Decimal {
+            scale,
+            money: false,
+            ..
+        } if small_unscaled(text, *scale).is_some() => {
+            // The common case (at most 18 digits) without big-number arithmetic.
+            let unscaled = small_unscaled(text, *scale).unwrap_or_default();
+            json::write_base64(out, minimal_twos_complement(&unscaled.to_be_bytes()));
+        }
         ValueKind::Decimal { scale, money, .. } => {
             let decimal = finite_decimal(text, *money, "decimal.handling.mode=precise")?;
             let scaled = decimal
@@ -102,10 +111,9 @@ pub(crate) fn write_value(kind: &ValueKind, text: &str, out: &mut Vec<u8>) -> Re
                 .ok_or("expected YYYY-MM-DD HH:MM:SS[.f]+HH[:MM]")?
             {
                 TimestampValue::Micros(micros) => {
-                    json::write_str(
-                        out,
-                        &temporal::format_zoned_timestamp(micros, *fraction_digits),
-                    );
+                    out.push(b'"');
+                    temporal::write_zoned_timestamp(out, micros, *fraction_digits);
+                    out.push(b'"');
                 }
                 TimestampValue::PositiveInfinity => json::write_str(out, "infinity"),
                 TimestampValue::NegativeInfinity => json::write_str(out, "-infinity"),
@@ -139,6 +147,41 @@ pub(crate) fn write_value(kind: &ValueKind, text: &str, out: &mut Vec<u8>) -> Re
         }
     }
     Ok(())
+}
+
+/// The unscaled value of a plain decimal at `scale`, when it has at most 18 digits in all.
+fn small_unscaled(text: &str, scale: usize) -> Option<i64> {
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (integer, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if integer.len() + scale > 18 || fraction.len() > scale || integer.len() + fraction.len() == 0 {
+        return None;
+    }
+    let mut unscaled: i64 = 0;
+    for digit in integer.bytes().chain(fraction.bytes()) {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        unscaled = unscaled * 10 + i64::from(digit - b'0');
+    }
+    unscaled *= 10i64.pow((scale - fraction.len()) as u32);
+    Some(if negative { -unscaled } else { unscaled })
+}
+
+/// Drops redundant leading sign bytes of a big-endian two's complement number.
+fn minimal_twos_complement(bytes: &[u8]) -> &[u8] {
+    let mut start = 0;
+    while start + 1 < bytes.len() {
+        let redundant = (bytes[start] == 0x00 && bytes[start + 1] & 0x80 == 0)
+            || (bytes[start] == 0xff && bytes[start + 1] & 0x80 != 0);
+        if !redundant {
+            break;
+        }
+        start += 1;
+    }
+    &bytes[start..]
 }
 
 fn parse<T: std::str::FromStr>(text: &str) -> Result<T, String> {
@@ -309,6 +352,40 @@ mod tests {
         };
         assert_eq!(json_of(&int_array, "{1,NULL,3}"), "[1,null,3]");
         assert_eq!(json_of(&int_array, "{}"), "[]");
+    }
+
+    #[test]
+    fn small_decimals_take_the_fast_path_with_the_same_bytes() {
+        let decimal = ValueKind::Decimal {
+            scale: 2,
+            precision: Some(20),
+            money: false,
+        };
+        for text in [
+            "0",
+            "0.00",
+            "-0.01",
+            "47.4",
+            "-128",
+            "127.99",
+            "9999999999999999.99",
+            "99999999999999999.99",
+        ] {
+            let slow = crate::envelope::decimal::parse_decimal(text)
+                .unwrap()
+                .with_scale(2)
+                .unwrap()
+                .unscaled_bytes();
+            let mut expected = Vec::new();
+            json::write_base64(&mut expected, &slow);
+            assert_eq!(
+                json_of(&decimal, text),
+                String::from_utf8(expected).unwrap(),
+                "{text}"
+            );
+        }
+        assert_eq!(small_unscaled("1.234", 2), None);
+        assert_eq!(small_unscaled("12.3", 2), Some(1230));
     }
 
     #[test]

@@ -142,6 +142,27 @@ pub fn read_topic(topic: &str, at_least: usize, timeout: Duration) -> Vec<ReadRe
     records
 }
 
+/// Reads every record of `topic` up to its current end (the high watermark of each partition).
+pub fn read_topic_to_end(topic: &str) -> Vec<ReadRecord> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let mut total = 0usize;
+    if let Some(t) = metadata.topics().first() {
+        for p in t.partitions() {
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .expect("watermarks");
+            total += (high - low) as usize;
+        }
+    }
+    read_topic(topic, total, Duration::from_secs(120))
+}
+
 /// The slot's confirmed_flush_lsn as a number.
 pub async fn confirmed_flush_lsn(pool: &sqlx::PgPool, slot: &str) -> u64 {
     let text: Option<String> = sqlx::query_scalar(
@@ -163,4 +184,28 @@ pub async fn current_wal_lsn(pool: &sqlx::PgPool) -> cdc_reader::lsn::Lsn {
         .await
         .expect("lsn");
     text.parse().expect("lsn")
+}
+
+/// Waits until the reader of `slot` is streaming, so that what a test writes next arrives as
+/// streamed changes. While the slot is being created it is active but has no confirmed_flush_lsn
+/// yet; during the snapshot it is idle; once START_REPLICATION runs it is active with a position.
+pub async fn wait_until_streaming(pool: &sqlx::PgPool, slot: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let streaming: Option<bool> = sqlx::query_scalar(
+            "SELECT active AND confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = $1",
+        )
+        .bind(slot)
+        .fetch_optional(pool)
+        .await
+        .expect("pg_replication_slots");
+        if streaming == Some(true) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reader of {slot} never started streaming"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
