@@ -23,7 +23,7 @@ pub mod testing;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, Connection, PgPool};
 
 /// The database `scripts/stack up` creates; binaries use it when `DATABASE_URL` is not set.
 pub const DEFAULT_DATABASE_URL: &str =
@@ -91,15 +91,19 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError>
         .parse()
         .map_err(|e: sqlx::Error| DbError::BadUrl(e.to_string()))?;
     let options = options.log_statements(tracing::log::LevelFilter::Trace);
+    // One connection first: a refused connection or a bad password shows at once as what it
+    // is, instead of as a pool timeout after retrying for the whole acquire timeout.
+    let probe = options
+        .connect()
+        .await
+        .map_err(|source| DbError::Connect { target: describe(url), source })?;
+    probe.close().await.ok();
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await
-        .map_err(|source| DbError::Connect {
-            target: describe(url),
-            source,
-        })
+        .map_err(|source| DbError::Connect { target: describe(url), source })
 }
 
 /// Applies every migration not yet applied (idempotent).

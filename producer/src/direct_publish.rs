@@ -1,0 +1,144 @@
+//! The dual write the outbox pattern avoids: after COMMIT, publish the event to Kafka directly.
+//!
+//! With `--direct-publish`, the producer does what many applications do: write the database,
+//! then send a message. Two systems, two writes, no shared transaction. If the process dies (or
+//! the network fails) between the two, the database has the change and Kafka never hears of it.
+//! `--fail-between-commit-and-publish 0.05` makes that happen to 5% of the events, so learners
+//! can compare `outbox.events` (this module's topic) with the outbox topic CDC fills, which
+//! cannot miss a committed event.
+//!
+//! ```text
+//! COMMIT ──ok──> [crash window: --fail-between-commit-and-publish p] ──> send to outbox.events
+//! ```
+//!
+//! The message is what Debezium's Outbox Event Router would produce from the same row (with the
+//! usual `table.fields.additional.placement=type:header:eventType`), so the same consumer code
+//! reads both topics:
+//!
+//! ```text
+//! topic    outbox.events
+//! key      42                      (aggregateid: the order id, so one order stays in order)
+//! value    {"order_id":42,...}     (the payload JSON)
+//! headers  id=<event uuid>, eventType=OrderCreated
+//! ```
+
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+use crate::outbox::OutboxEvent;
+
+/// The topic direct-published events go to unless `--direct-publish-topic` says otherwise.
+pub const DEFAULT_TOPIC: &str = "outbox.events";
+
+/// How long to wait for the broker before saying it is unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one publish may take before it counts as failed.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why direct publishing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(
+        "cannot reach Kafka at {bootstrap_servers} for --direct-publish: {reason}. \
+         Is the stack running? Start it with `scripts/stack up`, or set KAFKA_BOOTSTRAP_SERVERS"
+    )]
+    Unreachable {
+        bootstrap_servers: String,
+        reason: String,
+    },
+    #[error("publishing event {event_id} to topic {topic} failed: {reason}")]
+    Send {
+        event_id: String,
+        topic: String,
+        reason: String,
+    },
+}
+
+/// librdkafka's own logs and connection errors, at debug level (`RUST_LOG=librdkafka=debug`).
+///
+/// While a broker is down librdkafka reports it many times a second; the producer reports
+/// the failure once, as a [`PublishError`], instead.
+#[derive(Clone, Copy, Default)]
+pub struct QuietContext;
+
+impl ClientContext for QuietContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        tracing::debug!(target: "librdkafka", ?level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(target: "librdkafka", %error, reason);
+    }
+}
+
+/// A Kafka producer for one topic, checked to be reachable when it is made.
+#[derive(Clone)]
+pub struct DirectPublisher {
+    producer: FutureProducer<QuietContext>,
+    topic: String,
+}
+
+impl DirectPublisher {
+    /// Connects to `bootstrap_servers` and checks the broker answers (within 5 s).
+    pub async fn connect(
+        bootstrap_servers: &str,
+        topic: &str,
+    ) -> Result<DirectPublisher, PublishError> {
+        let unreachable = |reason: String| PublishError::Unreachable {
+            bootstrap_servers: bootstrap_servers.to_string(),
+            reason,
+        };
+        let producer: FutureProducer<QuietContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap_servers)
+            .set("linger.ms", "0")
+            .set("message.timeout.ms", "10000")
+            .create_with_context(QuietContext)
+            .map_err(|e| unreachable(e.to_string()))?;
+        // librdkafka connects lazily; asking for metadata proves the broker is there.
+        let probe = producer.clone();
+        tokio::task::spawn_blocking(move || probe.client().fetch_metadata(None, CONNECT_TIMEOUT))
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(DirectPublisher {
+            producer,
+            topic: topic.to_string(),
+        })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Sends `event` and waits until the broker has it.
+    pub async fn publish(&self, event: &OutboxEvent) -> Result<(), PublishError> {
+        let event_id = event.id.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "id",
+                value: Some(event_id.as_str()),
+            })
+            .insert(Header {
+                key: "eventType",
+                value: Some(event.event_type.as_str()),
+            });
+        let record = FutureRecord::to(&self.topic)
+            .key(&event.aggregate_id)
+            .payload(&event.payload)
+            .headers(headers);
+        self.producer
+            .send(record, SEND_TIMEOUT)
+            .await
+            .map(|_delivery| ())
+            .map_err(|(error, _message)| PublishError::Send {
+                event_id,
+                topic: self.topic.clone(),
+                reason: error.to_string(),
+            })
+    }
+}
