@@ -23,13 +23,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::catalog::{Catalog, TableFacts};
 use crate::envelope::{
     CellValue, ColumnSchema, EnvelopeConfig, EnvelopeRecord, ProcessingTime, SnapshotMarker,
-    SourcePosition, TableEnvelopeBuilder, TableSchema,
+    SourcePosition, TableEnvelopeBuilder, TableSchema, TransactionBlock,
 };
 use crate::lsn::Lsn;
 use crate::outbox::{OutboxConfig, OutboxError};
 use crate::pgoutput::{
     Begin, ColumnValue, Commit, LogicalMessage, PgOutputMessage, Relation, TupleData,
 };
+use crate::transaction_metadata::{self, transaction_id, TransactionCounts};
 
 /// One record for the sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,10 +67,12 @@ struct CapturedTable {
 }
 
 /// The transaction being read.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct OpenTransaction {
     xid: u32,
     commit_ts_us: i64,
+    /// Event counts for `--provide-transaction-metadata`.
+    counts: TransactionCounts,
 }
 
 /// Turns decoded messages into records; one per replication session.
@@ -82,6 +85,10 @@ pub struct ChangeTranslator {
     /// End LSN of the last commit seen in this session (Debezium's `lsn_commit`, the first half
     /// of `source.sequence`).
     last_commit_end: Option<Lsn>,
+    /// Commit time of the last transaction (a non-transactional message carries it, as in Debezium).
+    last_commit_time_us: i64,
+    /// `--provide-transaction-metadata`: BEGIN/END records and the `transaction` block.
+    transaction_metadata: bool,
 }
 
 /// Processing time "now", for the envelope's top-level ts_ms/ts_us/ts_ns.
@@ -106,7 +113,15 @@ impl ChangeTranslator {
             outbox,
             transaction: None,
             last_commit_end: None,
+            last_commit_time_us: 0,
+            transaction_metadata: false,
         }
+    }
+
+    /// Turns on BEGIN/END records on `<prefix>.transaction` and the `transaction` block.
+    pub fn with_transaction_metadata(mut self, enabled: bool) -> Self {
+        self.transaction_metadata = enabled;
+        self
     }
 
     /// The catalog connection (the snapshot and heartbeat queries use it too).
@@ -161,8 +176,22 @@ impl ChangeTranslator {
         out: &mut Vec<OutputRecord>,
     ) -> Result<(), ChangeError> {
         match message {
-            PgOutputMessage::Begin(begin) => self.begin(begin),
+            PgOutputMessage::Begin(begin) => {
+                self.begin(begin);
+                if self.transaction_metadata {
+                    let id = transaction_id(begin.xid, lsn);
+                    out.push(self.transaction_record(
+                        &id,
+                        transaction_metadata::begin_value(
+                            &id,
+                            begin.commit_timestamp.to_unix_millis(),
+                            self.config.schemas_enabled,
+                        ),
+                    ));
+                }
+            }
             PgOutputMessage::Insert(insert) => {
+                let source = self.event_source(lsn, insert.relation_id);
                 let table = self.table(insert.relation_id)?;
                 if let Some(outbox) = &self.outbox {
                     if outbox.matches(&table.relation) {
@@ -177,7 +206,6 @@ impl ChangeTranslator {
                     }
                 }
                 let after = cells(table, &insert.new)?;
-                let source = self.source(lsn);
                 let record = table
                     .builder
                     .create(&after, &source, now())
@@ -185,6 +213,7 @@ impl ChangeTranslator {
                 out.push(to_output(record, Vec::new()));
             }
             PgOutputMessage::Update(update) => {
+                let source = self.event_source(lsn, update.relation_id);
                 let table = self.table(update.relation_id)?;
                 if self.is_outbox(table) {
                     tracing::warn!(table = %table.relation.name, "an outbox row was updated; the event router ignores updates");
@@ -195,7 +224,6 @@ impl ChangeTranslator {
                     Some(old) => Some(cells(table, &old.tuple)?),
                     None => None,
                 };
-                let source = self.source(lsn);
                 let key_changed = before.as_ref().is_some_and(|before| {
                     table.key_positions.iter().any(|&i| {
                         matches!((before.get(i), after.get(i)), (Some(CellValue::Text(a)), Some(CellValue::Text(b))) if a != b)
@@ -243,12 +271,12 @@ impl ChangeTranslator {
                 }
             }
             PgOutputMessage::Delete(delete) => {
+                let source = self.event_source(lsn, delete.relation_id);
                 let table = self.table(delete.relation_id)?;
                 if self.is_outbox(table) {
                     return Ok(()); // outbox deletes are ignored (insert-then-delete keeps the table empty)
                 }
                 let before = cells(table, &delete.old.tuple)?;
-                let source = self.source(lsn);
                 let record = table
                     .builder
                     .delete(&before, &source, now())
@@ -263,10 +291,9 @@ impl ChangeTranslator {
                 }
             }
             PgOutputMessage::Truncate(truncate) => {
-                let source_lsn = lsn;
                 for relation_id in &truncate.relation_ids {
+                    let source = self.event_source(lsn, *relation_id);
                     let table = self.table(*relation_id)?;
-                    let source = self.source(source_lsn);
                     let record = table
                         .builder
                         .truncate(&source, now())
@@ -275,7 +302,19 @@ impl ChangeTranslator {
                 }
             }
             PgOutputMessage::Message(message) => out.push(self.logical_message(message, lsn)?),
-            PgOutputMessage::Commit(commit) => self.commit(commit),
+            PgOutputMessage::Commit(commit) => {
+                if let (true, Some(open)) = (self.transaction_metadata, &self.transaction) {
+                    let id = transaction_id(open.xid, lsn);
+                    let value = transaction_metadata::end_value(
+                        &id,
+                        commit.commit_timestamp.to_unix_millis(),
+                        &open.counts,
+                        self.config.schemas_enabled,
+                    );
+                    out.push(self.transaction_record(&id, value));
+                }
+                self.commit(commit);
+            }
             _ => {}
         }
         Ok(())
@@ -320,13 +359,47 @@ impl ChangeTranslator {
         self.transaction = Some(OpenTransaction {
             xid: begin.xid,
             commit_ts_us: begin.commit_timestamp.to_unix_micros(),
+            counts: TransactionCounts::default(),
         });
     }
 
     /// A Commit: the transaction is over; its end LSN starts the next one's `source.sequence`.
-    pub fn commit(&mut self, commit: &Commit) {
+    fn commit(&mut self, commit: &Commit) {
         self.transaction = None;
         self.last_commit_end = Some(commit.end_lsn);
+        self.last_commit_time_us = commit.commit_timestamp.to_unix_micros();
+    }
+
+    /// A BEGIN or END record on `<prefix>.transaction`.
+    fn transaction_record(&self, id: &str, value: Vec<u8>) -> OutputRecord {
+        OutputRecord {
+            topic: Arc::from(
+                transaction_metadata::transaction_topic(&self.config.topic_prefix).as_str(),
+            ),
+            key: Some(transaction_metadata::key(id, self.config.schemas_enabled)),
+            value: Some(value),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The source position of a change event of `relation_id`, counting it for the
+    /// transaction metadata when that is on.
+    fn event_source(&mut self, lsn: Lsn, relation_id: u32) -> SourcePosition {
+        let mut position = self.source(lsn);
+        if let (true, Some(open)) = (self.transaction_metadata, self.transaction.as_mut()) {
+            let table = self
+                .tables
+                .get(&relation_id)
+                .map(|t| format!("{}.{}", t.relation.schema(), t.relation.name))
+                .unwrap_or_default();
+            let (total_order, data_collection_order) = open.counts.count(&table);
+            position.transaction = Some(TransactionBlock {
+                id: transaction_id(open.xid, lsn),
+                total_order,
+                data_collection_order,
+            });
+        }
+        position
     }
 
     fn table(&self, relation_id: u32) -> Result<&CapturedTable, ChangeError> {
@@ -346,12 +419,16 @@ impl ChangeTranslator {
     }
 
     fn source(&self, lsn: Lsn) -> SourcePosition {
-        let transaction = self.transaction.unwrap_or_default();
         SourcePosition {
             lsn: Some(lsn.0),
             last_commit_lsn: self.last_commit_end.map(|l| l.0),
-            tx_id: self.transaction.map(|t| t.xid),
-            commit_time_us: transaction.commit_ts_us,
+            tx_id: self.transaction.as_ref().map(|t| t.xid),
+            // Outside a transaction (a non-transactional message) Debezium keeps the last
+            // commit's time.
+            commit_time_us: self
+                .transaction
+                .as_ref()
+                .map_or(self.last_commit_time_us, |t| t.commit_ts_us),
             snapshot: SnapshotMarker::False,
             ..SourcePosition::default()
         }

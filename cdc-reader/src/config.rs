@@ -113,6 +113,11 @@ pub struct ReaderArgs {
     #[arg(long, env = "CDC_HEARTBEAT_ACTION_QUERY")]
     pub heartbeat_action_query: Option<String>,
 
+    /// Debezium's `provide.transaction.metadata`: BEGIN/END records on `<prefix>.transaction`
+    /// and a `transaction` block (id, total_order, data_collection_order) in every event.
+    #[arg(long, env = "CDC_PROVIDE_TRANSACTION_METADATA")]
+    pub provide_transaction_metadata: bool,
+
     /// Exit once everything up to this LSN is delivered and confirmed (benchmarks, tests).
     #[arg(long, env = "CDC_UNTIL_LSN", value_parser = parse_lsn)]
     pub until_lsn: Option<Lsn>,

@@ -13,6 +13,7 @@
 //!   │ changes                   a decoded change -> the records to write (via envelope)
 //!   │ outbox                    the Outbox Event Router: outbox rows -> domain events
 //!   │ heartbeat                 heartbeat records
+//!   │ transaction_metadata      BEGIN/END records (--provide-transaction-metadata)
 //!   │ envelope                  Debezium's envelope JSON: key, value, schema (pure)
 //!   │ sink                      Kafka (idempotent producer) or stdout, with acknowledgements
 //!   │ delivery                  which LSN is safe to confirm: everything before it is acked
@@ -40,6 +41,7 @@ pub mod replication;
 pub mod sink;
 pub mod snapshot;
 pub mod stream;
+pub mod transaction_metadata;
 
 /// Everything that stops the reader, each with what to do about it.
 #[derive(Debug, thiserror::Error)]

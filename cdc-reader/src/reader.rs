@@ -210,7 +210,8 @@ pub async fn run_with_sink<S: Sink>(
 
     let mut config = envelope_config(args);
     config.database = target.database.clone();
-    let mut translator = ChangeTranslator::new(config, catalog, outbox_config(args));
+    let mut translator = ChangeTranslator::new(config, catalog, outbox_config(args))
+        .with_transaction_metadata(args.provide_transaction_metadata);
     let settings = StreamSettings {
         status_interval: args.status_interval,
         until_lsn: args.until_lsn,

@@ -305,47 +305,55 @@ impl<'a, S: Sink> Stream<'a, S> {
         lsn: Lsn,
     ) -> Result<(), ReaderError> {
         match &message {
-            PgOutputMessage::Begin(_) => {
-                self.open_ticket = Some(self.tracker.begin());
-            }
-            PgOutputMessage::Commit(commit) => {
-                let ticket = self
-                    .open_ticket
-                    .take()
-                    .ok_or(ReaderError::Stream("COMMIT without BEGIN".into()))?;
-                self.translator.commit(commit);
-                self.tracker.commit(ticket, commit.end_lsn)?;
-                self.stats.transactions += 1;
-                self.stats.confirmed = self.tracker.confirmed();
-                return Ok(());
-            }
+            PgOutputMessage::Begin(_) => self.open_ticket = Some(self.tracker.begin()),
             PgOutputMessage::Relation(relation) => {
-                self.translator.define_relation(relation).await?;
+                self.translator.define_relation(relation).await?
             }
             _ => {}
         }
         self.records.clear();
         self.translator
             .translate(&message, lsn, &mut self.records)?;
+        if let PgOutputMessage::Commit(commit) = &message {
+            // The transaction's last records (an END record with transaction metadata) go out
+            // under its ticket; then the commit LSN waits for all of them to be acknowledged.
+            let ticket = self
+                .open_ticket
+                .take()
+                .ok_or(ReaderError::Stream("COMMIT without BEGIN".into()))?;
+            self.send_records(ticket).await?;
+            self.tracker.commit(ticket, commit.end_lsn)?;
+            self.stats.transactions += 1;
+            self.stats.confirmed = self.tracker.confirmed();
+            return Ok(());
+        }
         if self.records.is_empty() {
             return Ok(());
         }
-        // A change outside a transaction (a non-transactional logical message) is a
-        // transaction of its own that ends at its LSN.
-        let (ticket, standalone) = match self.open_ticket {
-            Some(ticket) => (ticket, false),
-            None => (self.tracker.begin(), true),
-        };
-        self.stats.changes += 1;
+        if !matches!(message, PgOutputMessage::Begin(_)) {
+            self.stats.changes += 1;
+        }
+        match self.open_ticket {
+            Some(ticket) => self.send_records(ticket).await,
+            None => {
+                // A change outside a transaction (a non-transactional logical message) is a
+                // transaction of its own that ends at its LSN.
+                let ticket = self.tracker.begin();
+                self.send_records(ticket).await?;
+                self.tracker.commit(ticket, lsn)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends `self.records` under `ticket`.
+    async fn send_records(&mut self, ticket: u64) -> Result<(), ReaderError> {
         let records = std::mem::take(&mut self.records);
         for record in &records {
             self.sink.ensure_topic(&record.topic).await?;
             self.send_with_backpressure(record, ticket).await?;
         }
         self.records = records;
-        if standalone {
-            self.tracker.commit(ticket, lsn)?;
-        }
         Ok(())
     }
 

@@ -218,3 +218,121 @@ async fn heartbeats_flow_and_wal_written_to_other_tables_is_not_pinned() {
     let _ = stop.send(());
     handle.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_metadata_brackets_each_transaction_and_numbers_its_events() {
+    let name = "reader_txmeta";
+    let prefix = unique_prefix(name);
+    let (url, pool) = db::testing::fresh_database(name).await.unwrap();
+    let (handle, stop) = start_reader(reader_args(
+        name,
+        &prefix,
+        &url,
+        &["--provide-transaction-metadata"],
+    ));
+    common::wait_until_streaming(&pool, &slot_name(name)).await;
+
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO orders (id, customer_id, total) VALUES (1, 7, 3.00)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO order_items VALUES (1, 1, 'SKU-1', 1, 3.00)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let boundaries = read_topic(&format!("{prefix}.transaction"), 2, Duration::from_secs(60));
+    assert_eq!(boundaries.len(), 2);
+    let (begin, end) = (
+        &boundaries[0].value["payload"],
+        &boundaries[1].value["payload"],
+    );
+    assert_eq!(begin["status"], json!("BEGIN"));
+    assert_eq!(begin["event_count"], json!(null));
+    assert_eq!(end["status"], json!("END"));
+    assert_eq!(end["event_count"], json!(2));
+    assert_eq!(
+        end["data_collections"],
+        json!([{"data_collection": "public.orders", "event_count": 1}, {"data_collection": "public.order_items", "event_count": 1}])
+    );
+    let xid = begin["id"]
+        .as_str()
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(boundaries[0].key["payload"]["id"], begin["id"]);
+
+    let order = &read_topic(
+        &format!("{prefix}.public.orders"),
+        1,
+        Duration::from_secs(30),
+    )[0];
+    let item = &read_topic(
+        &format!("{prefix}.public.order_items"),
+        1,
+        Duration::from_secs(30),
+    )[0];
+    let block = &order.payload()["transaction"];
+    assert_eq!(block["total_order"], json!(1));
+    assert_eq!(block["data_collection_order"], json!(1));
+    assert!(block["id"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{xid}:")));
+    assert_eq!(item.payload()["transaction"]["total_order"], json!(2));
+    assert_eq!(
+        item.payload()["transaction"]["data_collection_order"],
+        json!(1)
+    );
+    let _ = stop.send(());
+    handle.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_added_or_dropped_while_streaming_shows_in_the_next_records() {
+    let name = "reader_schema_change";
+    let prefix = unique_prefix(name);
+    let (url, pool) = db::testing::fresh_database(name).await.unwrap();
+    let (handle, stop) = start_reader(reader_args(name, &prefix, &url, &[]));
+    common::wait_until_streaming(&pool, &slot_name(name)).await;
+
+    insert_order(&pool, 1, 7, "1.00").await;
+    sqlx::query("ALTER TABLE orders ADD COLUMN note text DEFAULT 'none'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO orders (id, customer_id, total, note) VALUES (2, 7, 2.00, 'gift')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE orders DROP COLUMN note")
+        .execute(&pool)
+        .await
+        .unwrap();
+    insert_order(&pool, 3, 7, "3.00").await;
+
+    let orders = read_topic(
+        &format!("{prefix}.public.orders"),
+        3,
+        Duration::from_secs(60),
+    );
+    let field_names = |record: &common::ReadRecord| -> Vec<String> {
+        record.value["schema"]["fields"][1]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(!field_names(&orders[0]).contains(&"note".to_string()));
+    assert!(field_names(&orders[1]).contains(&"note".to_string()));
+    assert_eq!(orders[1].payload()["after"]["note"], json!("gift"));
+    assert!(!field_names(&orders[2]).contains(&"note".to_string()));
+    assert_eq!(orders[2].payload()["after"]["id"], json!(3));
+    let _ = stop.send(());
+    handle.await.unwrap().unwrap();
+}

@@ -116,28 +116,48 @@ impl Sink for KafkaSink {
             TopicReplication::Fixed(self.config.replication_factor),
         );
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let results = self
-            .admin
-            .create_topics([&new_topic], &options)
-            .await
-            .map_err(|e| {
-                SinkError::Kafka(format!(
-                    "cannot create topic {topic} on {}: {e}. Is Kafka running? (scripts/stack up)",
-                    self.config.bootstrap_servers
-                ))
-            })?;
-        for result in results {
-            match result {
-                Ok(_) => {
-                    tracing::info!(topic, partitions = self.config.partitions, "created topic")
+        // Kafka may be down for a while: retry with backoff (nothing is confirmed meanwhile,
+        // since the record waiting for this topic is not sent yet). Only a refusal for good
+        // (an invalid name, no permission) stops the reader.
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let results = match self.admin.create_topics([&new_topic], &options).await {
+                Ok(results) => results,
+                Err(error) => {
+                    tracing::warn!(topic, %error, retry_in = ?backoff, "cannot reach Kafka to create the topic (scripts/stack up?); retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
                 }
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((name, code)) => {
-                    return Err(SinkError::Kafka(format!(
-                        "cannot create topic {name}: {code}"
-                    )))
+            };
+            let mut retry = false;
+            for result in results {
+                match result {
+                    Ok(_) => {
+                        tracing::info!(topic, partitions = self.config.partitions, "created topic")
+                    }
+                    Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                    Err((
+                        _,
+                        code
+                        @ (RDKafkaErrorCode::RequestTimedOut | RDKafkaErrorCode::NotController),
+                    )) => {
+                        tracing::warn!(topic, %code, retry_in = ?backoff, "creating the topic timed out; retrying");
+                        retry = true;
+                    }
+                    Err((name, code)) => {
+                        return Err(SinkError::Kafka(format!(
+                            "Kafka at {} refuses to create topic {name}: {code}",
+                            self.config.bootstrap_servers
+                        )))
+                    }
                 }
             }
+            if !retry {
+                break;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
         self.known_topics.insert(topic.to_string());
         Ok(())

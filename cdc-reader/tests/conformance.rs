@@ -1,0 +1,579 @@
+//! Conformance: for every scenario in conformance/scenarios/, does cdc-reader write what the real
+//! Debezium wrote (conformance/debezium/<scenario>.jsonl)?
+//!
+//! Each scenario runs in a database of its own, against the real PostgreSQL and Kafka:
+//!
+//! ```text
+//! fresh database ── setup (above `-- conformance:changes`) ── cdc-reader starts, streams
+//!   ── changes (below the marker, one statement at a time, autocommit unless BEGIN/COMMIT)
+//!   ── wait until the slot confirmed everything written (Kafka acknowledged it all)
+//!   ── read every <prefix>.* topic ── conformance::compare(recording, ours) ── report
+//! ```
+//!
+//! The reader runs as Debezium ran when recording (conformance/debezium/README.md): no snapshot
+//! (`--snapshot-mode no-data` = `snapshot.mode=no_data`), tombstones after deletes, truncates
+//! captured (`skipped.operations=none`), precise decimals, and no Outbox Event Router
+//! (`--outbox-table none`: the recordings hold the plain change events of outbox_events).
+//! The captured tables are Debezium's `table.include.list`: the playground tables and every
+//! `public.conformance_*` table the setup made.
+//!
+//! What may legitimately differ between a recording and a second run (LSNs, txIds, commit and
+//! processing times, the database and connector names, the `__debezium.context.*` headers) is
+//! ignored by `cdc_reader::conformance` itself (`field_diff.rs`); anything else this test lets
+//! pass is listed, with why, in [`ACCEPTED_DIFFERENCES`]. Adding a scenario is adding its .sql
+//! and its recording (`conformance/record <name>`): the test finds them at run time.
+//!
+//! `side_by_side_from_files` (ignored) is the comparing half of `scripts/conformance`, the live
+//! run of both connectors on the same database.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use cdc_reader::conformance::{
+    compare, parse_recording, CompareOptions, Difference, Record, Report,
+};
+use futures::StreamExt;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::Value;
+use sqlx::Connection;
+use tokio::sync::oneshot;
+
+/// The line in a scenario between the setup and the captured changes.
+const CHANGES_MARKER: &str = "-- conformance:changes";
+
+/// The `topic.prefix` the recordings were made with (scripts/debezium's default).
+const RECORDING_TOPIC_PREFIX: &str = "dbz";
+
+/// Scenarios that run at once (each has its own database, slot, publication and topics). The
+/// machine has 2 cores shared with others; more does not finish sooner.
+const SCENARIOS_AT_ONCE: usize = 3;
+
+/// How long the reader may take to deliver a scenario's changes once they are committed.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A difference from Debezium that the test accepts, and why. Matched on the field path of a
+/// [`Difference::Field`] (every scenario, every record). Empty means: none accepted; everything
+/// not ignored by `cdc_reader::conformance` (run-specific values, see its `field_diff.rs`) fails.
+struct AcceptedDifference {
+    path: &'static str,
+    why: &'static str,
+}
+
+/// The ONE list of differences this test lets pass. Keep it short and say why for each.
+const ACCEPTED_DIFFERENCES: &[AcceptedDifference] = &[];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_writes_what_debezium_wrote() {
+    let started = Instant::now();
+    let scenarios = discover_scenarios(&conformance_dir()).expect("conformance scenarios");
+    assert!(
+        !scenarios.is_empty(),
+        "no scenarios in conformance/scenarios"
+    );
+    let outcomes: Vec<(String, anyhow::Result<Report>)> = futures::stream::iter(scenarios)
+        .map(|scenario| async move {
+            let outcome = run_scenario(&scenario).await;
+            (scenario.name, outcome)
+        })
+        .buffer_unordered(SCENARIOS_AT_ONCE)
+        .collect()
+        .await;
+
+    let mut outcomes = outcomes;
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut failures = Vec::new();
+    for (name, outcome) in &outcomes {
+        match outcome {
+            Ok(report) if report.is_identical() => {
+                println!("conformance {name}: identical ({} records)", report.paired)
+            }
+            Ok(report) => {
+                println!(
+                    "conformance {name}: {} differences",
+                    report.differences.len()
+                );
+                failures.push(format!("{name}: {report}"));
+            }
+            Err(error) => {
+                println!("conformance {name}: did not run: {error:#}");
+                failures.push(format!("{name}: did not run: {error:#}"));
+            }
+        }
+    }
+    println!(
+        "conformance: {} scenarios in {:.1} s",
+        outcomes.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        failures.is_empty(),
+        "cdc-reader does not write what Debezium wrote:\n\n{}",
+        failures.join("\n\n")
+    );
+}
+
+/// The comparing half of `scripts/conformance`: Debezium's and our records of one live run,
+/// both in the recording format, compared side by side (LSNs, txIds and commit times must
+/// match too). Run by the script with the files and prefixes in the environment.
+#[test]
+#[ignore = "run by scripts/conformance with CONFORMANCE_* set"]
+fn side_by_side_from_files() {
+    let env = |name: &str| {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set (scripts/conformance sets it)"))
+    };
+    let read = |path: String| {
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        parse_recording(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let debezium = read(env("CONFORMANCE_DEBEZIUM_RECORDS"));
+    let ours = read(env("CONFORMANCE_OUR_RECORDS"));
+    let options = CompareOptions::side_by_side(
+        &env("CONFORMANCE_DEBEZIUM_PREFIX"),
+        &env("CONFORMANCE_OUR_PREFIX"),
+    );
+    let report = without_accepted(compare(&debezium, &ours, &options));
+    println!("{report}");
+    assert!(report.is_identical(), "side by side: {report}");
+}
+
+/// One scenario file, split at [`CHANGES_MARKER`], with Debezium's recording of it.
+struct Scenario {
+    name: String,
+    setup: String,
+    changes: String,
+    recording: Vec<Record>,
+}
+
+fn conformance_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance")
+}
+
+/// Every `scenarios/<name>.sql` with its `debezium/<name>.jsonl`, sorted by name.
+fn discover_scenarios(dir: &Path) -> anyhow::Result<Vec<Scenario>> {
+    let scenarios_dir = dir.join("scenarios");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&scenarios_dir)
+        .with_context(|| format!("reading {}", scenarios_dir.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| load_scenario(dir, path))
+        .collect()
+}
+
+fn load_scenario(dir: &Path, path: &Path) -> anyhow::Result<Scenario> {
+    let name = path
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .with_context(|| format!("{}: not a UTF-8 file name", path.display()))?
+        .to_owned();
+    ensure!(
+        name.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "{}: scenario names use a-z, 0-9 and _ (they name a database and topics)",
+        path.display()
+    );
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let (setup, changes) = split_at_marker(&text)
+        .with_context(|| format!("{} has no line starting with '{CHANGES_MARKER}'", path.display()))?;
+    let recording_path = dir.join("debezium").join(format!("{name}.jsonl"));
+    let recording_text = std::fs::read_to_string(&recording_path).with_context(|| {
+        format!(
+            "{} has no recording {}: record it with `conformance/record {name}`",
+            path.display(),
+            recording_path.display()
+        )
+    })?;
+    let recording = parse_recording(&recording_text)
+        .with_context(|| format!("reading {}", recording_path.display()))?;
+    Ok(Scenario {
+        name,
+        setup: setup.to_owned(),
+        changes: changes.to_owned(),
+        recording,
+    })
+}
+
+/// (setup, changes): the text before the marker line, and after it.
+fn split_at_marker(text: &str) -> Option<(&str, &str)> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.starts_with(CHANGES_MARKER) {
+            return Some((&text[..offset], &text[offset + line.len()..]));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// A scenario end to end; the report of our records against the recording.
+async fn run_scenario(scenario: &Scenario) -> anyhow::Result<Report> {
+    let name = format!("conformance_{}", scenario.name);
+    let prefix = common::unique_prefix(&name);
+    let (url, pool) = db::testing::fresh_database(&name)
+        .await
+        .context("fresh database")?;
+    let mut connection = sqlx::PgConnection::connect(&url)
+        .await
+        .context("connecting to the scenario's database")?;
+    run_statements(&mut connection, &scenario.setup)
+        .await
+        .context("scenario setup")?;
+
+    let tables = captured_tables(&pool).await?;
+    let slot = common::slot_name(&name);
+    let args = common::reader_args(
+        &name,
+        &prefix,
+        &url,
+        &[
+            "--tables",
+            &tables.join(","),
+            "--snapshot-mode",
+            "no-data",
+            "--outbox-table",
+            "none",
+            "--drop-slot-on-exit",
+        ],
+    );
+    let (stop, stopped) = oneshot::channel::<()>();
+    let mut reader = tokio::spawn(cdc_reader::reader::run(args, async {
+        let _ = stopped.await;
+    }));
+
+    let delivered = async {
+        wait_for_slot(&pool, &slot, &reader, "start streaming", |row| {
+            row.active && row.confirmed.is_some()
+        })
+        .await?;
+        run_statements(&mut connection, &scenario.changes)
+            .await
+            .context("scenario changes")?;
+        let written = common::current_wal_lsn(&pool).await;
+        wait_for_slot(&pool, &slot, &reader, "confirm the changes", |row| {
+            row.confirmed.is_some_and(|lsn| lsn >= written.0)
+        })
+        .await
+    }
+    .await;
+    let _ = stop.send(());
+    let ended = tokio::time::timeout(Duration::from_secs(30), &mut reader).await;
+    delivered?;
+    match ended {
+        Ok(Ok(Ok(_summary))) => {}
+        Ok(Ok(Err(error))) => bail!("cdc-reader failed: {error}"),
+        Ok(Err(join)) => bail!("cdc-reader panicked: {join}"),
+        Err(_) => bail!("cdc-reader did not stop within 30 s"),
+    }
+
+    let topic_prefix = format!("{prefix}.");
+    let ours = tokio::task::spawn_blocking(move || read_topics_with_prefix(&topic_prefix))
+        .await
+        .context("reading our topics")??;
+    let options = CompareOptions::against_recording(RECORDING_TOPIC_PREFIX, &prefix);
+    Ok(without_accepted(compare(
+        &scenario.recording,
+        &ours,
+        &options,
+    )))
+}
+
+/// The report minus the differences in [`ACCEPTED_DIFFERENCES`].
+fn without_accepted(mut report: Report) -> Report {
+    report.differences.retain(|difference| match difference {
+        Difference::Field { path, .. } => !ACCEPTED_DIFFERENCES
+            .iter()
+            .any(|accepted| accepted.path == path),
+        _ => true,
+    });
+    report
+}
+
+/// The tables Debezium's `table.include.list` captures in this database:
+/// `public\.(orders|order_items|outbox_events|conformance_.*)`.
+async fn captured_tables(pool: &sqlx::PgPool) -> anyhow::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT 'public.' || tablename::text FROM pg_tables WHERE schemaname = 'public' \
+         AND tablename ~ '^(orders|order_items|outbox_events|conformance_.*)$' ORDER BY tablename",
+    )
+    .fetch_all(pool)
+    .await
+    .context("listing the captured tables")
+}
+
+/// What `pg_replication_slots` says about the reader's slot.
+struct SlotRow {
+    active: bool,
+    confirmed: Option<u64>,
+}
+
+/// Waits until the slot's row satisfies `done`, failing early when the reader ends.
+async fn wait_for_slot<T>(
+    pool: &sqlx::PgPool,
+    slot: &str,
+    reader: &tokio::task::JoinHandle<T>,
+    what: &str,
+    done: impl Fn(&SlotRow) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + DELIVERY_TIMEOUT;
+    loop {
+        let row: Option<(bool, Option<String>)> = sqlx::query_as(
+            "SELECT active, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1",
+        )
+        .bind(slot)
+        .fetch_optional(pool)
+        .await
+        .context("pg_replication_slots")?;
+        if let Some((active, confirmed)) = row {
+            let confirmed = match confirmed {
+                Some(text) => Some(text.parse::<cdc_reader::lsn::Lsn>()?.0),
+                None => None,
+            };
+            if done(&SlotRow { active, confirmed }) {
+                return Ok(());
+            }
+        }
+        ensure!(
+            !reader.is_finished(),
+            "cdc-reader ended before its slot {slot} did {what}"
+        );
+        ensure!(
+            Instant::now() < deadline,
+            "the reader's slot {slot} did not {what} within {} s",
+            DELIVERY_TIMEOUT.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs a script one statement at a time on one connection, as `psql -f` does: each statement
+/// is its own transaction unless the script says BEGIN ... COMMIT/ROLLBACK. (Sending the whole
+/// script as one simple query would run it as ONE implicit transaction.)
+async fn run_statements(connection: &mut sqlx::PgConnection, script: &str) -> anyhow::Result<()> {
+    for statement in split_statements(script) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone()))
+            .execute(&mut *connection)
+            .await
+            .with_context(|| format!("running: {statement}"))?;
+    }
+    Ok(())
+}
+
+/// Splits SQL into statements at the `;` that end them, skipping `;` inside quoted strings
+/// ('...', E'...'), quoted identifiers, dollar-quoted bodies and comments. Statements that are
+/// only comments are dropped.
+fn split_statements(script: &str) -> Vec<String> {
+    let chars: Vec<char> = script.chars().collect();
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    let mut has_code = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        let end = match c {
+            '-' if next == Some('-') => find_from(&chars, i, &['\n']).unwrap_or(chars.len()),
+            '/' if next == Some('*') => find_str(&chars, i + 2, "*/").map_or(chars.len(), |at| at + 2),
+            '\'' => {
+                let escapes = i > 0 && matches!(chars[i - 1], 'e' | 'E');
+                quoted_end(&chars, i, '\'', escapes)
+            }
+            '"' => quoted_end(&chars, i, '"', false),
+            '$' => match dollar_tag(&chars, i) {
+                Some(tag) => find_str(&chars, i + tag.len(), &tag)
+                    .map_or(chars.len(), |at| at + tag.len()),
+                None => i + 1,
+            },
+            _ => i + 1,
+        };
+        let is_comment = matches!((c, next), ('-', Some('-')) | ('/', Some('*')));
+        if c == ';' {
+            if has_code {
+                statements.push(current.trim().to_owned());
+            }
+            current.clear();
+            has_code = false;
+        } else {
+            current.extend(&chars[i..end]);
+            has_code |= !is_comment && !c.is_whitespace();
+        }
+        i = end;
+    }
+    if has_code {
+        statements.push(current.trim().to_owned());
+    }
+    statements
+}
+
+/// The index after the closing quote of the quoted text starting at `start`; a doubled quote
+/// stays inside, and with `backslash_escapes` so does a quote after a backslash.
+fn quoted_end(chars: &[char], start: usize, quote: char, backslash_escapes: bool) -> usize {
+    let mut i = start + 1;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' if backslash_escapes => i += 2,
+            c if c == quote && chars.get(i + 1) == Some(&quote) => i += 2,
+            c if c == quote => return i + 1,
+            _ => i += 1,
+        }
+    }
+    chars.len()
+}
+
+/// `$tag$` or `$$` starting at `start`, if that is what is there.
+fn dollar_tag(chars: &[char], start: usize) -> Option<String> {
+    let mut i = start + 1;
+    while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+        i += 1;
+    }
+    (chars.get(i) == Some(&'$') && !chars.get(start + 1).is_some_and(char::is_ascii_digit))
+        .then(|| chars[start..=i].iter().collect())
+}
+
+fn find_from(chars: &[char], start: usize, wanted: &[char]) -> Option<usize> {
+    (start..chars.len()).find(|&i| wanted.contains(&chars[i]))
+}
+
+fn find_str(chars: &[char], start: usize, wanted: &str) -> Option<usize> {
+    let wanted: Vec<char> = wanted.chars().collect();
+    (start..chars.len()).find(|&i| chars[i..].starts_with(&wanted))
+}
+
+/// Every record on every topic whose name starts with `topic_prefix`, as conformance records,
+/// merged across topics by Kafka timestamp (each topic keeps its own order).
+fn read_topics_with_prefix(topic_prefix: &str) -> anyhow::Result<Vec<Record>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", common::bootstrap())
+        .set("group.id", format!("conformance-{topic_prefix}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .context("Kafka consumer")?;
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .context("Kafka metadata")?;
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for topic in metadata.topics() {
+        if !topic.name().starts_with(topic_prefix) {
+            continue;
+        }
+        for partition in topic.partitions() {
+            let (low, high) = consumer
+                .fetch_watermarks(topic.name(), partition.id(), Duration::from_secs(10))
+                .context("watermarks")?;
+            if high > low {
+                assignment.add_partition_offset(topic.name(), partition.id(), Offset::Beginning)?;
+                remaining.insert((topic.name().to_owned(), partition.id()), high);
+            }
+        }
+    }
+    let mut read: Vec<(i64, String, i64, Record)> = Vec::new();
+    if remaining.is_empty() {
+        return Ok(Vec::new());
+    }
+    consumer.assign(&assignment).context("assign")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !remaining.is_empty() {
+        ensure!(
+            Instant::now() < deadline,
+            "Kafka did not return all records of {topic_prefix}* within 30 s (still waiting for {remaining:?})"
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.context("Kafka message")?;
+        let place = (message.topic().to_owned(), message.partition());
+        if remaining.get(&place).is_some_and(|&high| message.offset() + 1 >= high) {
+            remaining.remove(&place);
+        }
+        let json = |bytes: Option<&[u8]>, what: &str| -> anyhow::Result<Value> {
+            bytes.map_or(Ok(Value::Null), |bytes| {
+                serde_json::from_slice(bytes).with_context(|| {
+                    format!(
+                        "{what} of {}@{} is not JSON: {}",
+                        message.topic(),
+                        message.offset(),
+                        String::from_utf8_lossy(bytes)
+                    )
+                })
+            })
+        };
+        let headers = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|header| {
+                        let value = header.value.unwrap_or_default();
+                        (
+                            header.key.to_owned(),
+                            String::from_utf8_lossy(value).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let record = Record {
+            topic: message.topic().to_owned(),
+            key: json(message.key(), "key")?,
+            value: json(message.payload(), "value")?,
+            headers,
+        };
+        let timestamp = message.timestamp().to_millis().unwrap_or(0);
+        read.push((timestamp, record.topic.clone(), message.offset(), record));
+    }
+    read.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+    Ok(read.into_iter().map(|(_, _, _, record)| record).collect())
+}
+
+#[test]
+fn statements_split_like_psql() {
+    let script = "-- a comment; not a statement\n\
+        INSERT INTO t VALUES (1, 'a;b', 'it''s; fine');\n\
+        SELECT E'back\\'slash;', \"odd;name\" FROM x; /* block; comment */\n\
+        DO $body$ BEGIN PERFORM 1; END $body$;\n\
+        BEGIN;\nCOMMIT\n";
+    assert_eq!(
+        split_statements(script),
+        vec![
+            "-- a comment; not a statement\nINSERT INTO t VALUES (1, 'a;b', 'it''s; fine')",
+            "SELECT E'back\\'slash;', \"odd;name\" FROM x",
+            "/* block; comment */\nDO $body$ BEGIN PERFORM 1; END $body$",
+            "BEGIN",
+            "COMMIT",
+        ]
+    );
+    assert!(split_statements("-- only a comment\n\n").is_empty());
+}
+
+#[test]
+fn scenarios_split_at_the_marker() {
+    let text = "CREATE TABLE a ();\n-- conformance:changes (below)\nINSERT INTO a DEFAULT VALUES;\n";
+    assert_eq!(
+        split_at_marker(text),
+        Some(("CREATE TABLE a ();\n", "INSERT INTO a DEFAULT VALUES;\n"))
+    );
+    assert_eq!(split_at_marker("SELECT 1;"), None);
+}
+
+#[test]
+fn every_scenario_has_a_recording() {
+    let scenarios = discover_scenarios(&conformance_dir()).expect("scenarios and recordings");
+    for scenario in scenarios {
+        assert!(
+            !scenario.recording.is_empty(),
+            "{}: empty recording",
+            scenario.name
+        );
+    }
+}
