@@ -78,7 +78,7 @@ fresh_db
     INSERT INTO orders (customer_id, total) SELECT t % 100, (g * 10 + t % 7)::numeric / 100 FROM generate_series(1, $ROWS_PER_TX) g;
     COMMIT;
   END LOOP; END \$\$;"
-END_LSN=$("${PSQL[@]}" -d "$DB" -tAc "SELECT pg_current_wal_lsn()")
+END_LSN=$("${PSQL[@]}" -d "$DB" -tAc "SELECT pg_current_wal_insert_lsn()")
 
 say "pg_recvlogical (the ceiling) to $END_LSN"
 read -r RECV_S RECV_KB < <(run_recvlogical "$END_LSN")
@@ -88,7 +88,7 @@ read -r READER_S READER_KB < <(run_reader "bench$RUN" "$END_LSN")
 say "one transaction of $BIG_TX_ROWS rows"
 fresh_db
 "${PSQL[@]}" -d "$DB" -c "INSERT INTO orders (customer_id, total) SELECT g % 100, 1.00 FROM generate_series(1, $BIG_TX_ROWS) g"
-BIG_END=$("${PSQL[@]}" -d "$DB" -tAc "SELECT pg_current_wal_lsn()")
+BIG_END=$("${PSQL[@]}" -d "$DB" -tAc "SELECT pg_current_wal_insert_lsn()")
 read -r BIG_S BIG_KB < <(run_reader "benchbig$RUN" "$BIG_END")
 read -r BIGRECV_S BIGRECV_KB < <(run_recvlogical "$BIG_END")
 

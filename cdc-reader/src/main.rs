@@ -8,7 +8,7 @@ use anyhow::Context;
 use cdc_reader::config::ReaderArgs;
 use clap::Parser;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     db::init_tracing();
     let args = ReaderArgs::parse();

@@ -31,6 +31,9 @@ use crate::sink::{Ack, OutgoingRecord, SendError, Sink};
 use crate::snapshot::{SnapshotTable, TableReader};
 use crate::ReaderError;
 
+/// How long the stream must be quiet before the reader probes the server for its position.
+const PROBE_AFTER: Duration = Duration::from_millis(100);
+
 /// Settings of the loop itself.
 #[derive(Debug, Clone)]
 pub struct StreamSettings {
@@ -82,6 +85,8 @@ pub struct Stream<'a, S: Sink> {
     /// The highest WAL position the server told us about.
     received: Lsn,
     last_status: Instant,
+    /// When the last frame arrived from the server.
+    last_frame: Instant,
     last_reported: Lsn,
     pub stats: StreamStats,
     records: Vec<OutputRecord>,
@@ -105,6 +110,7 @@ impl<'a, S: Sink> Stream<'a, S> {
             open_ticket: None,
             received: start,
             last_status: Instant::now(),
+            last_frame: Instant::now(),
             last_reported: Lsn::ZERO,
             stats: StreamStats {
                 confirmed: start,
@@ -219,7 +225,10 @@ impl<'a, S: Sink> Stream<'a, S> {
     ) -> Result<StreamEnd, ReaderError> {
         self.writer = Some(writer);
         tokio::pin!(shutdown);
-        let mut status_timer = tokio::time::interval(self.settings.status_interval);
+        // Ticks often; a status update goes out every `status_interval`, or sooner as a probe
+        // when the stream went quiet with something left to confirm (see `on_status_tick`).
+        let mut status_timer =
+            tokio::time::interval(self.settings.status_interval.min(PROBE_AFTER));
         status_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Without --heartbeat-interval the timer exists but its branch is disabled.
         let heartbeat_every = self
@@ -239,16 +248,13 @@ impl<'a, S: Sink> Stream<'a, S> {
                 biased;
                 _ = &mut shutdown => break StreamEnd::Shutdown,
                 Some(ack) = self.acks.recv() => self.handle_ack(ack)?,
-                // Between transactions, ask the server to answer at once with a keepalive:
-                // it carries how far decoding got, which `idle` then confirms, so WAL written
-                // only to uncaptured tables is released (the slot does not pin it).
-                _ = status_timer.tick() => {
-                    let idle = self.open_ticket.is_none();
-                    self.send_status(idle).await?
-                }
+                _ = status_timer.tick() => self.on_status_tick().await?,
                 _ = heartbeat_timer.tick(), if self.settings.heartbeat_interval.is_some() => self.heartbeat().await?,
                 frame = reader.next_stream_frame() => match frame? {
-                    StreamFrame::CopyData(payload) => self.handle_copy_data(payload).await?,
+                    StreamFrame::CopyData(payload) => {
+                        self.last_frame = Instant::now();
+                        self.handle_copy_data(payload).await?
+                    }
                     StreamFrame::CopyDone => break StreamEnd::ServerEnded,
                 },
             }
@@ -441,6 +447,24 @@ impl<'a, S: Sink> Stream<'a, S> {
         let ticket = self.tracker.begin();
         self.send_with_backpressure(&record, ticket).await?;
         self.tracker.commit(ticket, self.tracker.confirmed())?;
+        Ok(())
+    }
+
+    /// The status timer: a regular status update every `status_interval`; in between, when the
+    /// stream has been quiet for a moment between transactions, a probe. Either way, between
+    /// transactions we ask the server to answer at once with a keepalive: it carries how far
+    /// decoding got, which `DeliveryTracker::idle` then confirms, so WAL written only to
+    /// uncaptured tables is released (the slot does not pin it) and `--until-lsn` ends promptly.
+    async fn on_status_tick(&mut self) -> Result<(), ReaderError> {
+        let between_transactions = self.open_ticket.is_none();
+        if self.last_status.elapsed() >= self.settings.status_interval {
+            return self.send_status(between_transactions).await;
+        }
+        let quiet = self.last_frame.elapsed() >= PROBE_AFTER;
+        let behind = self.tracker.confirmed() < self.received || self.settings.until_lsn.is_some();
+        if between_transactions && quiet && behind && self.last_status.elapsed() >= PROBE_AFTER {
+            self.send_status(true).await?;
+        }
         Ok(())
     }
 

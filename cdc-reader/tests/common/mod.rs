@@ -177,9 +177,10 @@ pub async fn confirmed_flush_lsn(pool: &sqlx::PgPool, slot: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The server's current WAL position.
+/// The server's current WAL insert position: everything committed so far ends before it.
+/// (`pg_current_wal_lsn()` is the *write* position, which lags with synchronous_commit=off.)
 pub async fn current_wal_lsn(pool: &sqlx::PgPool) -> cdc_reader::lsn::Lsn {
-    let text: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+    let text: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
         .fetch_one(pool)
         .await
         .expect("lsn");

@@ -1,0 +1,160 @@
+//! `topic-peek`: look into Kafka without Kafka's own tools (our machines have no Kafka CLI).
+//!
+//! ```text
+//! cargo run -p cdc-reader --bin topic-peek -- --list                      # topics, partitions, records
+//! cargo run -p cdc-reader --bin topic-peek -- dbserver1.public.orders     # the last 3 records, pretty
+//! cargo run -p cdc-reader --bin topic-peek -- dbserver1.public.orders --last 10 --compact
+//! ```
+//!
+//! A learner's tool, used by scripts/demo: it reads, never writes, and joins no consumer group.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "topic-peek",
+    version,
+    about = "List Kafka topics, or print the last records of one"
+)]
+struct Args {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = db::DEFAULT_KAFKA_BOOTSTRAP_SERVERS)]
+    kafka_bootstrap_servers: String,
+    /// List the topics with their partitions and record counts (internal topics hidden).
+    #[arg(long)]
+    list: bool,
+    /// The topic to print.
+    topic: Option<String>,
+    /// How many records (the most recent ones, over all partitions).
+    #[arg(long, default_value_t = 3)]
+    last: i64,
+    /// One line per record instead of indented JSON.
+    #[arg(long)]
+    compact: bool,
+    /// Print only the value's payload (without the JsonConverter schema).
+    #[arg(long)]
+    payload_only: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    db::init_tracing();
+    let args = Args::parse();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.kafka_bootstrap_servers)
+        .set("enable.auto.commit", "false")
+        .set("group.id", "topic-peek")
+        .create()
+        .context("creating a Kafka client")?;
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer
+        .fetch_metadata(args.topic.as_deref(), timeout)
+        .with_context(|| {
+            format!(
+                "Kafka at {} does not answer: start it with `scripts/stack up`",
+                args.kafka_bootstrap_servers
+            )
+        })?;
+
+    if args.list || args.topic.is_none() {
+        let mut topics: Vec<_> = metadata
+            .topics()
+            .iter()
+            .filter(|t| !t.name().starts_with("__consumer"))
+            .collect();
+        topics.sort_by_key(|t| t.name().to_string());
+        println!("{:<56} {:>10} {:>10}", "topic", "partitions", "records");
+        for topic in topics {
+            let mut records = 0;
+            for partition in topic.partitions() {
+                let (low, high) =
+                    consumer.fetch_watermarks(topic.name(), partition.id(), timeout)?;
+                records += high - low;
+            }
+            println!(
+                "{:<56} {:>10} {:>10}",
+                topic.name(),
+                topic.partitions().len(),
+                records
+            );
+        }
+        return Ok(());
+    }
+
+    let topic = args.topic.as_deref().unwrap_or_default();
+    let Some(found) = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+    else {
+        bail!("topic {topic} does not exist (list them with --list)");
+    };
+    let mut assignment = TopicPartitionList::new();
+    let mut expected = 0;
+    for partition in found.partitions() {
+        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
+        let start = (high - args.last).max(low);
+        expected += high - start;
+        assignment.add_partition_offset(topic, partition.id(), Offset::Offset(start))?;
+    }
+    consumer.assign(&assignment)?;
+    let deadline = Instant::now() + timeout;
+    let mut printed = 0;
+    while printed < expected && Instant::now() < deadline {
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message?;
+        let parse = |bytes: Option<&[u8]>| match bytes {
+            None => serde_json::Value::Null,
+            Some(b) => serde_json::from_slice(b).unwrap_or_else(|_| {
+                serde_json::Value::String(String::from_utf8_lossy(b).into_owned())
+            }),
+        };
+        let mut value = parse(message.payload());
+        if args.payload_only {
+            if let Some(payload) = value.get("payload").cloned() {
+                value = payload;
+            }
+        }
+        let mut key = parse(message.key());
+        if args.payload_only {
+            if let Some(payload) = key.get("payload").cloned() {
+                key = payload;
+            }
+        }
+        let headers: serde_json::Map<String, serde_json::Value> = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|header| {
+                        let text =
+                            String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned();
+                        (header.key.to_string(), serde_json::Value::String(text))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut record = serde_json::json!({
+            "partition": message.partition(),
+            "offset": message.offset(),
+            "key": key,
+            "value": value,
+        });
+        if !headers.is_empty() {
+            record["headers"] = serde_json::Value::Object(headers);
+        }
+        if args.compact {
+            println!("{record}");
+        } else {
+            println!("{}", serde_json::to_string_pretty(&record)?);
+        }
+        printed += 1;
+    }
+    Ok(())
+}
