@@ -1,1 +1,61 @@
-//! placeholder
+//! # consumer: Kafka change events in, exact projections in PostgreSQL out
+//!
+//! The last hop of the pipeline:
+//!
+//! ```text
+//! dbserver1.public.orders (CDC) ─┐
+//!                                ├─> consumer ─(one transaction per batch: projection rows,
+//! outbox.event.order (outbox) ───┘             order states, offsets)─> order_totals, order_status_totals
+//!                                  └─ poison records ─> <topic>.dlq
+//! ```
+//!
+//! The decoding and folding are pure ([`projections`]); this crate moves bytes:
+//!
+//! - [`config`]: the command line (every flag with an env twin).
+//! - [`kafka`]: the Kafka clients, and why partitions are assigned by hand.
+//! - [`consume`]: the loop: lock, (replay), assign at the stored offsets, batch, apply.
+//! - [`apply`]: one batch = one transaction with its offsets: the exactly-once step.
+//! - [`store`] and [`offsets`]: the projection tables and the offset store in PostgreSQL;
+//!   [`state_cache`]: the committed order states kept in memory between batches.
+//! - [`dlq`]: the dead-letter topic, and the `dlq` listing.
+//! - [`status`]: stored position, log end and lag per partition.
+
+pub mod apply;
+pub mod config;
+pub mod consume;
+pub mod dlq;
+pub mod kafka;
+pub mod offsets;
+pub mod state_cache;
+pub mod status;
+pub mod store;
+
+pub use config::{Cli, Command, ConsumerArgs, Source};
+pub use consume::{consume, RunSummary};
+
+/// Runs what the command line asks for.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let database_url = &cli.database.database_url;
+    match cli.command {
+        None => {
+            let summary = consume(database_url, &cli.consumer).await?;
+            println!(
+                "{} records ({} applied, {} duplicates, {} tombstones, {} dead letters) in {:.1}s: {:.0} events/s",
+                summary.records,
+                summary.applied,
+                summary.duplicates,
+                summary.tombstones,
+                summary.dead_letters,
+                summary.elapsed.as_secs_f64(),
+                summary.records_per_second()
+            );
+        }
+        Some(Command::Status) => status::print(database_url, &cli.consumer).await?,
+        Some(Command::Dlq { limit }) => dlq::print(
+            &cli.consumer.bootstrap_servers,
+            &cli.consumer.topics(),
+            limit,
+        )?,
+    }
+    Ok(())
+}

@@ -1,1 +1,11 @@
-fn main() {}
+//! `cargo run -p consumer [-- --replay | --until-caught-up | --from outbox | status | dlq]`:
+//! apply order change events from Kafka to the projections in PostgreSQL, exactly once.
+//! See the crate documentation (`src/lib.rs`) for how.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    db::init_tracing();
+    consumer::run(consumer::Cli::parse()).await
+}

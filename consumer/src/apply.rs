@@ -1,0 +1,215 @@
+//! One batch, one transaction: the exactly-once step.
+//!
+//! ```text
+//! records ──decode──> changes + tombstones + poison
+//!    poison ──> <topic>.dlq (awaited: acknowledged before the commit below)
+//!    BEGIN
+//!      load the touched orders' states (from the cache, else selected) and seen outbox ids
+//!      fold (pure: projections::BatchFold)
+//!      write states, order_totals, order_status_totals deltas
+//!      write consumer_offsets = last offset + 1 per partition
+//!    COMMIT
+//! ```
+//!
+//! A kill at any point before COMMIT leaves the database as it was: the batch is read again
+//! from the stored offsets. A kill after COMMIT leaves the batch applied AND its offsets
+//! moved. Either way the result is as if there had been no crash. (The dead-letter topic is
+//! at-least-once: a kill between sending and COMMIT sends those dead letters again; the
+//! headers name the original offset, which tells the copies apart. A replay reads the poison
+//! records again, and sends them again.)
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use projections::{decode_outbox, BatchFold, ChangeDecoder, ChangeEvent, Decoded, Position};
+use rdkafka::message::{Headers, Message};
+use sqlx::PgPool;
+
+use crate::config::Source;
+use crate::dlq::DeadLetters;
+use crate::kafka::TopicPartition;
+use crate::state_cache::StateCache;
+use crate::{offsets, store};
+
+/// A record of a batch, decoded (or not) as soon as it is read.
+#[derive(Debug)]
+pub struct BatchRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Change(ChangeEvent),
+    Tombstone,
+    /// Not decodable: goes to the dead-letter topic, with a copy of what arrived.
+    Poison(Poison),
+}
+
+/// A record that could not be used, as it arrived, and why.
+#[derive(Debug, Clone)]
+pub struct Poison {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub error: String,
+}
+
+/// Decodes a Kafka record from `source`'s topic (`decoder` remembers the last CDC schema).
+pub fn decode_record<M: Message>(
+    source: Source,
+    decoder: &mut ChangeDecoder,
+    message: &M,
+) -> BatchRecord {
+    let decoded = match source {
+        Source::Cdc => decoder.decode(message.payload()),
+        Source::Outbox => {
+            let headers: Vec<(&str, Option<&[u8]>)> = message
+                .headers()
+                .map(|h| h.iter().map(|header| (header.key, header.value)).collect())
+                .unwrap_or_default();
+            decode_outbox(message.key(), message.payload(), &headers)
+        }
+    };
+    let outcome = match decoded {
+        Ok(Decoded::Change(event)) => Outcome::Change(event),
+        Ok(Decoded::Tombstone) => Outcome::Tombstone,
+        Err(error) => Outcome::Poison(Poison {
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers: message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            error: error.to_string(),
+        }),
+    };
+    BatchRecord {
+        topic: message.topic().to_string(),
+        partition: message.partition(),
+        offset: message.offset(),
+        outcome,
+    }
+}
+
+/// What a batch did.
+#[derive(Debug, Default, Clone)]
+pub struct BatchSummary {
+    pub records: u64,
+    pub applied: u64,
+    pub duplicates: u64,
+    pub tombstones: u64,
+    pub dead_letters: u64,
+    /// The next offset of each partition the batch read.
+    pub next_offsets: BTreeMap<TopicPartition, i64>,
+}
+
+/// Everything a batch is applied with; owned, so the consume loop can hand it to a task of
+/// its own (the next batch is read and decoded meanwhile, on the other core).
+pub struct Applier {
+    pub pool: PgPool,
+    pub dead_letters: DeadLetters,
+    pub cache: StateCache,
+    pub consumer: String,
+}
+
+impl Applier {
+    /// Applies `records` (in the order read) in one transaction, with their offsets.
+    pub async fn apply(&mut self, records: &[BatchRecord]) -> anyhow::Result<BatchSummary> {
+        let result = apply_batch(
+            &self.pool,
+            &self.dead_letters,
+            &mut self.cache,
+            &self.consumer,
+            records,
+        )
+        .await;
+        if result.is_err() {
+            self.cache.forget_all();
+        }
+        result
+    }
+}
+
+/// Applies `records` (in the order read) in one transaction, with their offsets.
+pub async fn apply_batch(
+    pool: &PgPool,
+    dead_letters: &DeadLetters,
+    cache: &mut StateCache,
+    consumer: &str,
+    records: &[BatchRecord],
+) -> anyhow::Result<BatchSummary> {
+    let mut summary = BatchSummary {
+        records: records.len() as u64,
+        ..BatchSummary::default()
+    };
+    let mut order_ids = Vec::new();
+    let mut event_ids = Vec::new();
+    let mut poison = Vec::new();
+    for record in records {
+        summary
+            .next_offsets
+            .entry((record.topic.clone(), record.partition))
+            .and_modify(|next| *next = (*next).max(record.offset + 1))
+            .or_insert(record.offset + 1);
+        match &record.outcome {
+            Outcome::Change(event) => {
+                order_ids.push(event.order_id);
+                if let Position::EventId(id) = &event.position {
+                    event_ids.push(id.clone());
+                }
+            }
+            Outcome::Tombstone => summary.tombstones += 1,
+            Outcome::Poison(p) => poison.push((record, p)),
+        }
+    }
+    order_ids.sort_unstable();
+    order_ids.dedup();
+
+    if !poison.is_empty() {
+        dead_letters.send(consumer, &poison).await?;
+        summary.dead_letters = poison.len() as u64;
+    }
+
+    let mut tx = pool.begin().await.context("cannot start a transaction")?;
+    let (mut states, missing) = cache.take(&order_ids);
+    if !missing.is_empty() {
+        let stored = store::load_states(&mut tx, &missing)
+            .await
+            .context("cannot load order states")?;
+        for (order_id, state) in stored.iter() {
+            states.insert(order_id, state.clone());
+        }
+    }
+    let seen = store::load_seen_event_ids(&mut tx, &event_ids)
+        .await
+        .context("cannot load outbox event ids")?;
+    let mut fold = BatchFold::new(states, seen);
+    for record in records {
+        if let Outcome::Change(event) = &record.outcome {
+            fold.apply(event).with_context(|| {
+                format!(
+                    "cannot apply {}/{}@{}: the totals would overflow",
+                    record.topic, record.partition, record.offset
+                )
+            })?;
+        }
+    }
+    summary.applied = fold.applied;
+    summary.duplicates = fold.duplicates;
+    store::write_fold(&mut tx, &mut fold)
+        .await
+        .context("cannot write the projections")?;
+    offsets::save(&mut tx, consumer, &summary.next_offsets)
+        .await
+        .context("cannot store the offsets")?;
+    tx.commit().await.context("cannot commit the batch")?;
+    cache.remember(fold.into_states());
+    Ok(summary)
+}

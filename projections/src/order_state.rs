@@ -1,0 +1,202 @@
+//! The per-order state table (a KTable): what makes the projections exact under
+//! at-least-once delivery and updates without before-images.
+//!
+//! Under `REPLICA IDENTITY DEFAULT` an update tells the new row but not the old one, and a
+//! delete tells only the key. To subtract what an order used to count for, the projection
+//! remembers each order's current row, like a Kafka Streams KTable. It also remembers the
+//! position of the last change applied, so a duplicate or a stale redelivery is dropped:
+//!
+//! ```text
+//! state(42) = {row: customer 7, 12.30, NEW; last_lsn: 1000}
+//! event  u 42 lsn 1100 {customer 8, 20.00}  -> Transition {before: (7, 12.30), after: (8, 20.00)}
+//! event  u 42 lsn 1100 (again, new offset)  -> Duplicate
+//! event  d 42 lsn 1200                      -> Transition {before: (8, 20.00), after: None}
+//! ```
+//!
+//! A deleted order keeps its state (row `None`, last LSN) so a late redelivery of its create
+//! cannot bring it back. The consumer keeps this table in PostgreSQL
+//! (`projection_order_state`) and writes it in the same transaction as the totals.
+
+use std::collections::HashMap;
+
+use crate::event::{ChangeEvent, OrderId, OrderRow, Position};
+
+/// What the projection remembers about one order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OrderState {
+    /// The live row; `None` once the order is deleted.
+    pub row: Option<OrderRow>,
+    /// The LSN of the last change applied (CDC); `None` if none came from CDC.
+    pub last_lsn: Option<i64>,
+}
+
+/// An exactly-once change of one order's row: what every projection derives its deltas from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub order_id: OrderId,
+    pub before: Option<OrderRow>,
+    pub after: Option<OrderRow>,
+}
+
+/// The result of offering an event to the state table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The event was applied; the order's row went from `before` to `after`.
+    Changed(Transition),
+    /// The event is not newer than the last one applied to this order (a duplicate, a
+    /// redelivery after a reader restart, or a snapshot read of a row already streamed), or
+    /// an outbox event whose id was applied before.
+    Duplicate,
+}
+
+/// Offers `event` to the order's `state` (absent = never seen); updates it if applied.
+///
+/// Events with an event id ([`Position::EventId`]) are applied unconditionally: their
+/// duplicates are removed by id before they get here.
+pub fn apply(state: &mut OrderState, event: &ChangeEvent) -> Applied {
+    if let (Position::Lsn(lsn), Some(last_lsn)) = (&event.position, state.last_lsn) {
+        if *lsn <= last_lsn {
+            return Applied::Duplicate;
+        }
+    }
+    if let Position::Lsn(lsn) = event.position {
+        state.last_lsn = Some(lsn);
+    }
+    let before = std::mem::replace(&mut state.row, event.after.clone());
+    Applied::Changed(Transition {
+        order_id: event.order_id,
+        before,
+        after: event.after.clone(),
+    })
+}
+
+/// An in-memory state table: the states of the orders a batch touches (the consumer loads
+/// them from PostgreSQL), or of all orders (the tests).
+#[derive(Debug, Clone, Default)]
+pub struct OrderStates {
+    states: HashMap<OrderId, OrderState>,
+}
+
+impl OrderStates {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a state loaded from storage.
+    pub fn insert(&mut self, order_id: OrderId, state: OrderState) {
+        self.states.insert(order_id, state);
+    }
+
+    /// Offers `event` to its order's state; see [`apply`].
+    pub fn apply(&mut self, event: &ChangeEvent) -> Applied {
+        apply(self.states.entry(event.order_id).or_default(), event)
+    }
+
+    pub fn get(&self, order_id: OrderId) -> Option<&OrderState> {
+        self.states.get(&order_id)
+    }
+
+    /// Every order's state.
+    pub fn iter(&self) -> impl Iterator<Item = (OrderId, &OrderState)> {
+        self.states.iter().map(|(id, state)| (*id, state))
+    }
+
+    /// Every order's state, by value.
+    pub fn into_states(self) -> impl Iterator<Item = (OrderId, OrderState)> {
+        self.states.into_iter()
+    }
+
+    /// The live rows (what `SELECT ... FROM orders` would return).
+    pub fn live_rows(&self) -> impl Iterator<Item = (OrderId, &OrderRow)> {
+        self.states
+            .iter()
+            .filter_map(|(id, state)| state.row.as_ref().map(|row| (*id, row)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Op;
+    use crate::money::Cents;
+
+    fn row(customer_id: i64, cents: i64) -> OrderRow {
+        OrderRow {
+            customer_id,
+            status: "NEW".into(),
+            total: Cents(cents),
+        }
+    }
+
+    fn event(op: Op, lsn: i64, after: Option<OrderRow>) -> ChangeEvent {
+        ChangeEvent {
+            order_id: 42,
+            op,
+            after,
+            position: Position::Lsn(lsn),
+        }
+    }
+
+    #[test]
+    fn an_update_without_before_image_uses_the_remembered_row() {
+        let mut state = OrderState::default();
+        apply(&mut state, &event(Op::Create, 100, Some(row(7, 1230))));
+        let applied = apply(&mut state, &event(Op::Update, 110, Some(row(8, 2000))));
+        assert_eq!(
+            applied,
+            Applied::Changed(Transition {
+                order_id: 42,
+                before: Some(row(7, 1230)),
+                after: Some(row(8, 2000))
+            })
+        );
+    }
+
+    #[test]
+    fn duplicates_and_stale_redeliveries_are_dropped() {
+        let mut state = OrderState::default();
+        apply(&mut state, &event(Op::Create, 100, Some(row(7, 1230))));
+        apply(&mut state, &event(Op::Update, 110, Some(row(7, 1500))));
+        assert_eq!(
+            apply(&mut state, &event(Op::Update, 110, Some(row(7, 1500)))),
+            Applied::Duplicate
+        );
+        assert_eq!(
+            apply(&mut state, &event(Op::Create, 100, Some(row(7, 1230)))),
+            Applied::Duplicate
+        );
+        assert_eq!(state.row, Some(row(7, 1500)));
+    }
+
+    #[test]
+    fn a_deleted_order_stays_deleted_under_redelivery() {
+        let mut state = OrderState::default();
+        apply(&mut state, &event(Op::Create, 100, Some(row(7, 1230))));
+        apply(&mut state, &event(Op::Delete, 120, None));
+        assert!(matches!(
+            apply(&mut state, &event(Op::Create, 100, Some(row(7, 1230)))),
+            Applied::Duplicate
+        ));
+        assert_eq!(
+            state,
+            OrderState {
+                row: None,
+                last_lsn: Some(120)
+            }
+        );
+    }
+
+    #[test]
+    fn snapshot_reads_then_streamed_changes() {
+        let mut state = OrderState::default();
+        apply(&mut state, &event(Op::Read, 50, Some(row(7, 100))));
+        assert!(matches!(
+            apply(&mut state, &event(Op::Read, 50, Some(row(7, 100)))),
+            Applied::Duplicate
+        ));
+        assert!(matches!(
+            apply(&mut state, &event(Op::Update, 60, Some(row(7, 200)))),
+            Applied::Changed(_)
+        ));
+    }
+}
