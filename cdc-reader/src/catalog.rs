@@ -63,10 +63,11 @@ SELECT a.attname::text,
        a.attnotnull,
        pg_get_expr(d.adbin, d.adrelid) AS default_expr,
        t.typname::text,
-       NULLIF(t.typelem, 0)::oid AS element_type_oid,
+       -- Only true arrays: `name`, `point` and a few others have a typelem too.
+       CASE WHEN t.typcategory = 'A' THEN NULLIF(t.typelem, 0) END::oid AS element_type_oid,
        (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
           FROM pg_enum e
-         WHERE e.enumtypid = CASE WHEN t.typelem <> 0 THEN t.typelem ELSE t.oid END) AS enum_values
+         WHERE e.enumtypid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END) AS enum_values
   FROM pg_attribute a
   JOIN pg_type t ON t.oid = a.atttypid
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum

@@ -224,10 +224,18 @@ impl ChangeTranslator {
                     Some(old) => Some(cells(table, &old.tuple)?),
                     None => None,
                 };
+                // Debezium compares the primary key built from the old tuple with the new one.
+                // Under REPLICA IDENTITY USING INDEX on other columns, the old tuple lacks the
+                // key: Debezium then sees a key of zeroes, so a "key change" (we do the same).
                 let key_changed = before.as_ref().is_some_and(|before| {
-                    table.key_positions.iter().any(|&i| {
-                        matches!((before.get(i), after.get(i)), (Some(CellValue::Text(a)), Some(CellValue::Text(b))) if a != b)
-                    })
+                    table
+                        .key_positions
+                        .iter()
+                        .any(|&i| match (before.get(i), after.get(i)) {
+                            (Some(CellValue::Text(old)), Some(CellValue::Text(new))) => old != new,
+                            (Some(CellValue::Null), Some(CellValue::Text(_))) => true,
+                            _ => false,
+                        })
                 });
                 if key_changed {
                     // Debezium: a delete (and tombstone) under the old key, a create under the new.
@@ -301,7 +309,14 @@ impl ChangeTranslator {
                     out.push(to_output(record, Vec::new()));
                 }
             }
-            PgOutputMessage::Message(message) => out.push(self.logical_message(message, lsn)?),
+            PgOutputMessage::Message(message) => {
+                if self.transaction.is_none() {
+                    // Debezium treats a non-transactional message as completely processed at
+                    // its own LSN: it starts its own source.sequence and the next transaction's.
+                    self.last_commit_end = Some(message.lsn.max(lsn));
+                }
+                out.push(self.logical_message(message, lsn)?)
+            }
             PgOutputMessage::Commit(commit) => {
                 if let (true, Some(open)) = (self.transaction_metadata, &self.transaction) {
                     let id = transaction_id(open.xid, lsn);

@@ -57,7 +57,7 @@ pub enum Source {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConsumerArgs {
     /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = db::DEFAULT_KAFKA_BOOTSTRAP_SERVERS, global = true)]
+    #[arg(long = "kafka-bootstrap-servers", env = "KAFKA_BOOTSTRAP_SERVERS", default_value = db::DEFAULT_KAFKA_BOOTSTRAP_SERVERS, global = true)]
     pub bootstrap_servers: String,
 
     /// Build the projections from the CDC topic or from the outbox topic.

@@ -134,7 +134,7 @@ impl TableEnvelopeBuilder {
 
         let field_schema = |plan: &ColumnPlan, column: &ColumnSchema| {
             let mut schema = plan.kind.schema();
-            schema.optional = !column.not_null;
+            schema.optional = !column.not_null || plan.kind == ValueKind::AlwaysNull;
             schema.default_json = plan.default_json.clone();
             (column.name.clone(), schema)
         };

@@ -149,6 +149,9 @@ pub(crate) enum ValueKind {
     },
     /// A type we do not map: PostgreSQL's text form as a string.
     Unmapped,
+    /// `name`: Debezium declares an optional string and writes `null` for every value
+    /// (conformance/debezium/name_type.jsonl); we do the same.
+    AlwaysNull,
 }
 
 /// `numeric(p,s)` typmod -> (precision, scale); None for unconstrained `numeric`.
@@ -185,11 +188,11 @@ fn scalar_kind(
         oid::INT8 | oid::OID => K::Int64,
         oid::FLOAT4 => K::Float32,
         oid::FLOAT8 => K::Float64,
+        oid::NAME => K::AlwaysNull,
         oid::TEXT
         | oid::VARCHAR
         | oid::BPCHAR
         | oid::CHAR
-        | oid::NAME
         | oid::INET
         | oid::CIDR
         | oid::MACADDR
@@ -329,6 +332,7 @@ impl ValueKind {
             ValueKind::String { logical: None }
             | ValueKind::DecimalAsString { .. }
             | ValueKind::Unmapped => S::primitive("string"),
+            ValueKind::AlwaysNull => S::primitive("string").optional(),
             ValueKind::String {
                 logical: Some(name),
             } => S::logical("string", name),
@@ -403,6 +407,7 @@ impl ValueKind {
             | ValueKind::Enum { .. }
             | ValueKind::Unmapped
             | ValueKind::Bytes => "\"\"".into(),
+            ValueKind::AlwaysNull => "null".into(),
             ValueKind::Decimal { .. } => "\"AA==\"".into(),
             ValueKind::VariableScaleDecimal => r#"{"scale":0,"value":"AA=="}"#.into(),
             ValueKind::DecimalAsString { scale, .. } => match scale {
