@@ -50,6 +50,25 @@ pub async fn fresh_database(name: &str) -> Result<(String, PgPool), DbError> {
             .fetch_all(&mut admin)
             .await
             .map_err(query_error)?;
+    // Slots of any test database whose process is gone (a test that crashed, or was killed,
+    // before dropping its slot): slots are cluster-wide and max_replication_slots is finite.
+    let stale_slots: Vec<(String, String)> = sqlx::query_as(
+        "SELECT slot_name::text, database::text FROM pg_replication_slots \
+         WHERE NOT active AND database LIKE 'test\\_%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .map_err(query_error)?;
+    for (slot, owner) in stale_slots {
+        let pid = owner.rsplit('_').next().and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+            sqlx::query("SELECT pg_drop_replication_slot($1)")
+                .bind(&slot)
+                .execute(&mut admin)
+                .await
+                .map_err(query_error)?;
+        }
+    }
     for old in earlier {
         let pid = old.rsplit('_').next().and_then(|p| p.parse::<u32>().ok());
         let ours = old == database;
