@@ -61,12 +61,14 @@ pub async fn fresh_database(name: &str) -> Result<(String, PgPool), DbError> {
     .map_err(query_error)?;
     for (slot, owner) in stale_slots {
         let pid = owner.rsplit('_').next().and_then(|p| p.parse::<u32>().ok());
-        if pid.is_some_and(|pid| pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()) {
-            sqlx::query("SELECT pg_drop_replication_slot($1)")
+        if pid.is_some_and(|pid| {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }) {
+            // Best effort: its walsender may still be letting go of it; a later run drops it.
+            let _ = sqlx::query("SELECT pg_drop_replication_slot($1)")
                 .bind(&slot)
                 .execute(&mut admin)
-                .await
-                .map_err(query_error)?;
+                .await;
         }
     }
     for old in earlier {
@@ -76,6 +78,21 @@ pub async fn fresh_database(name: &str) -> Result<(String, PgPool), DbError> {
             pid.is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
         if !(ours || abandoned) || !old.starts_with(&format!("test_{name}_")) {
             continue;
+        }
+        // A slot keeps its database from being dropped; a walsender that is just exiting may
+        // still hold one for a moment, so wait for it (up to 10 s).
+        for _ in 0..50 {
+            let active: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_replication_slots WHERE database = $1 AND active",
+            )
+            .bind(&old)
+            .fetch_one(&mut admin)
+            .await
+            .map_err(query_error)?;
+            if active == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
         sqlx::query(
             "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots \
