@@ -93,17 +93,20 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, DbError>
     let options = options.log_statements(tracing::log::LevelFilter::Trace);
     // One connection first: a refused connection or a bad password shows at once as what it
     // is, instead of as a pool timeout after retrying for the whole acquire timeout.
-    let probe = options
-        .connect()
-        .await
-        .map_err(|source| DbError::Connect { target: describe(url), source })?;
+    let probe = options.connect().await.map_err(|source| DbError::Connect {
+        target: describe(url),
+        source,
+    })?;
     probe.close().await.ok();
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await
-        .map_err(|source| DbError::Connect { target: describe(url), source })
+        .map_err(|source| DbError::Connect {
+            target: describe(url),
+            source,
+        })
 }
 
 /// Applies every migration not yet applied (idempotent).
