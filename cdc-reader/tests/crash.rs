@@ -5,44 +5,24 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bootstrap, confirmed_flush_lsn, current_wal_lsn, unique_prefix};
+use common::{confirmed_flush_lsn, current_wal_lsn, unique_prefix};
 
 const TRANSACTIONS: i64 = 2_000;
 const HOT_ORDERS: i64 = 10;
 
 fn spawn_reader(name: &str, prefix: &str, url: &str, until: Option<String>) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cdc-reader"));
-    command
-        .args([
-            "--database-url",
-            url,
-            "--kafka-bootstrap-servers",
-            &bootstrap(),
-        ])
-        .args([
-            "--slot-name",
-            &common::slot_name(name),
-            "--publication-name",
-            &format!("{name}_pub"),
-        ])
-        .args([
-            "--topic-prefix",
-            prefix,
-            "--tables",
-            "public.orders",
-            "--status-interval",
-            "100ms",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    if let Some(until) = until {
-        command.args(["--until-lsn", &until]);
+    let mut extra = vec!["--tables", "public.orders"];
+    if let Some(until) = &until {
+        extra.extend(["--until-lsn", until.as_str()]);
     }
-    command.spawn().expect("start cdc-reader")
+    let mut command = common::reader_process(name, prefix, url, &extra);
+    command
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start cdc-reader")
 }
 
 /// Every transaction inserts 4 orders and moves one of 10 "hot" orders to customer_id = its

@@ -10,21 +10,6 @@ use common::{
     confirmed_flush_lsn, current_wal_lsn, read_topic, reader_args, slot_name, unique_prefix,
 };
 use serde_json::json;
-use tokio::sync::oneshot;
-
-type ReaderHandle =
-    tokio::task::JoinHandle<Result<cdc_reader::reader::RunSummary, cdc_reader::ReaderError>>;
-
-fn start_reader(args: cdc_reader::config::ReaderArgs) -> (ReaderHandle, oneshot::Sender<()>) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        cdc_reader::reader::run(args, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
-    (handle, stop)
-}
 
 async fn insert_order(pool: &sqlx::PgPool, id: i64, customer: i64, total: &str) {
     sqlx::query("INSERT INTO orders (id, customer_id, total) VALUES ($1, $2, $3::numeric)")
@@ -49,7 +34,7 @@ async fn a_new_slot_snapshots_existing_rows_then_streams_without_gap_or_double()
         .await
         .unwrap();
 
-    let (handle, stop) = start_reader(reader_args(name, &prefix, &url, &[]));
+    let (handle, stop) = common::start_reader(reader_args(name, &prefix, &url, &[]));
     common::wait_until_streaming(&pool, &slot_name(name)).await;
     insert_order(&pool, 4, 14, "7.00").await;
 
@@ -94,7 +79,7 @@ async fn a_new_slot_snapshots_existing_rows_then_streams_without_gap_or_double()
     handle.await.unwrap().unwrap();
 
     // A restart resumes from the slot: no second snapshot.
-    let (handle, stop) = start_reader(reader_args(name, &prefix, &url, &[]));
+    let (handle, stop) = common::start_reader(reader_args(name, &prefix, &url, &[]));
     common::wait_until_streaming(&pool, &slot_name(name)).await;
     insert_order(&pool, 5, 15, "9.00").await;
     let orders = read_topic(
@@ -117,7 +102,7 @@ async fn outbox_rows_become_events_on_the_aggregate_topic_and_their_deletes_are_
     let prefix = unique_prefix(name);
     let (url, pool) = db::testing::fresh_database(name).await.unwrap();
     let replacement = format!("{prefix}.outbox.${{routedByValue}}");
-    let (handle, stop) = start_reader(reader_args(
+    let (handle, stop) = common::start_reader(reader_args(
         name,
         &prefix,
         &url,
@@ -173,7 +158,7 @@ async fn heartbeats_flow_and_wal_written_to_other_tables_is_not_pinned() {
         .execute(&pool)
         .await
         .unwrap();
-    let (handle, stop) = start_reader(reader_args(
+    let (handle, stop) = common::start_reader(reader_args(
         name,
         &prefix,
         &url,
@@ -224,7 +209,7 @@ async fn transaction_metadata_brackets_each_transaction_and_numbers_its_events()
     let name = "reader_txmeta";
     let prefix = unique_prefix(name);
     let (url, pool) = db::testing::fresh_database(name).await.unwrap();
-    let (handle, stop) = start_reader(reader_args(
+    let (handle, stop) = common::start_reader(reader_args(
         name,
         &prefix,
         &url,
@@ -297,7 +282,7 @@ async fn a_column_added_or_dropped_while_streaming_shows_in_the_next_records() {
     let name = "reader_schema_change";
     let prefix = unique_prefix(name);
     let (url, pool) = db::testing::fresh_database(name).await.unwrap();
-    let (handle, stop) = start_reader(reader_args(name, &prefix, &url, &[]));
+    let (handle, stop) = common::start_reader(reader_args(name, &prefix, &url, &[]));
     common::wait_until_streaming(&pool, &slot_name(name)).await;
 
     insert_order(&pool, 1, 7, "1.00").await;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -13,30 +13,14 @@ use common::{bootstrap, confirmed_flush_lsn, current_wal_lsn, slot_name, unique_
 
 fn spawn_reader(name: &str, prefix: &str, url: &str) -> Child {
     let outbox_topics = format!("{prefix}.outbox.event.${{routedByValue}}");
-    Command::new(env!("CARGO_BIN_EXE_cdc-reader"))
-        .args([
-            "--database-url",
-            url,
-            "--kafka-bootstrap-servers",
-            &bootstrap(),
-        ])
-        .args([
-            "--slot-name",
-            &slot_name(name),
-            "--publication-name",
-            &format!("{name}_pub"),
-        ])
-        .args([
-            "--topic-prefix",
-            prefix,
-            "--outbox-topic-replacement",
-            &outbox_topics,
-        ])
-        .args(["--status-interval", "200ms"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start cdc-reader")
+    common::reader_process(
+        name,
+        prefix,
+        url,
+        &["--outbox-topic-replacement", &outbox_topics],
+    )
+    .spawn()
+    .expect("start cdc-reader")
 }
 
 async fn slot_active(pool: &sqlx::PgPool, slot: &str) -> bool {

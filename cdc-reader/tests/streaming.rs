@@ -7,31 +7,13 @@ use std::time::Duration;
 
 use common::{confirmed_flush_lsn, current_wal_lsn, read_topic, reader_args, unique_prefix};
 use serde_json::json;
-use tokio::sync::oneshot;
-
-/// Starts the reader in the background; returns the handle and the shutdown trigger.
-fn start_reader(
-    args: cdc_reader::config::ReaderArgs,
-) -> (
-    tokio::task::JoinHandle<Result<cdc_reader::reader::RunSummary, cdc_reader::ReaderError>>,
-    oneshot::Sender<()>,
-) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        cdc_reader::reader::run(args, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
-    (handle, stop)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inserts_updates_and_deletes_become_debezium_envelopes_on_their_topics() {
     let name = "reader_basic";
     let prefix = unique_prefix(name);
     let (url, pool) = db::testing::fresh_database(name).await.unwrap();
-    let (handle, stop) = start_reader(reader_args(name, &prefix, &url, &[]));
+    let (handle, stop) = common::start_reader(reader_args(name, &prefix, &url, &[]));
     common::wait_until_streaming(&pool, &common::slot_name(name)).await;
 
     let mut tx = pool.begin().await.unwrap();
@@ -206,7 +188,7 @@ async fn clear_errors_for_a_missing_table_and_a_busy_slot() {
         "{error}"
     );
 
-    let (handle, stop) = start_reader(reader_args(name, name, &url, &[]));
+    let (handle, stop) = common::start_reader(reader_args(name, name, &url, &[]));
     common::wait_until_streaming(&pool, &common::slot_name(name)).await;
     let second =
         cdc_reader::reader::run(reader_args(name, name, &url, &[]), std::future::pending())

@@ -210,3 +210,47 @@ pub async fn wait_until_streaming(pool: &sqlx::PgPool, slot: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A reader running in-process (a task), and the trigger that stops it (like SIGTERM).
+pub type ReaderHandle =
+    tokio::task::JoinHandle<Result<cdc_reader::reader::RunSummary, cdc_reader::ReaderError>>;
+
+/// Starts the reader in-process with `args`.
+pub fn start_reader(args: ReaderArgs) -> (ReaderHandle, tokio::sync::oneshot::Sender<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        cdc_reader::reader::run(args, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    (handle, stop)
+}
+
+/// The reader as a separate process (so a test can kill -9 it), for test `name`, with `extra` flags.
+pub fn reader_process(
+    name: &str,
+    prefix: &str,
+    url: &str,
+    extra: &[&str],
+) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_cdc-reader"));
+    command
+        .args([
+            "--database-url",
+            url,
+            "--kafka-bootstrap-servers",
+            &bootstrap(),
+        ])
+        .args([
+            "--slot-name",
+            &slot_name(name),
+            "--publication-name",
+            &format!("{name}_pub"),
+        ])
+        .args(["--topic-prefix", prefix, "--status-interval", "100ms"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null());
+    command
+}
