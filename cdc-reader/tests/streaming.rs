@@ -201,3 +201,86 @@ async fn clear_errors_for_a_missing_table_and_a_busy_slot() {
     let _ = stop.send(());
     handle.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_say_what_to_do_for_a_role_without_replication_and_an_unreachable_kafka() {
+    let name = "reader_more_errors";
+    let (url, pool) = db::testing::fresh_database(name).await.unwrap();
+
+    // A role that may log in but not replicate.
+    let role = "cdc_test_no_replication";
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN \
+         CREATE ROLE {role} LOGIN PASSWORD 'secret'; END IF; END $$"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let database = url.rsplit('/').next().unwrap().to_string();
+    let without_replication = format!(
+        "postgres://{role}:secret@{}/{database}",
+        url.split('@')
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap()
+    );
+    let mut args = reader_args(name, name, &without_replication, &["--sink", "stdout"]);
+    args.database.database_url = without_replication.clone();
+    let error = cdc_reader::reader::run(args, std::future::pending())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("ALTER ROLE"), "{error}");
+
+    // Kafka that does not answer.
+    let mut args = reader_args(name, name, &url, &[]);
+    args.kafka_bootstrap_servers = "127.0.0.1:1".to_string();
+    let error = cdc_reader::reader::run(args, std::future::pending())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("scripts/stack up"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_prints_envelopes_to_stdout_and_exits_0_on_sigterm() {
+    let name = "reader_stdout";
+    let (url, pool) = db::testing::fresh_database(name).await.unwrap();
+    let child = common::reader_process(name, name, &url, &["--sink", "stdout"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start cdc-reader");
+    common::wait_until_streaming(&pool, &common::slot_name(name)).await;
+    sqlx::query("INSERT INTO orders (id, customer_id, total) VALUES (1, 2, 3.00)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while confirmed_flush_lsn(&pool, &common::slot_name(name)).await
+        < current_wal_lsn(&pool).await.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the insert was never confirmed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SIGTERM: the reader finishes what is in flight and exits 0.
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success(), "exit status {:?}", output.status);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_str(stdout.lines().next().expect("one line")).unwrap();
+    assert_eq!(record["topic"], json!(format!("{name}.public.orders")));
+    assert_eq!(record["key"]["payload"], json!({"id": 1}));
+    assert_eq!(record["value"]["payload"]["op"], json!("c"));
+}
