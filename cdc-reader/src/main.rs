@@ -12,7 +12,11 @@ use clap::Parser;
 async fn main() -> anyhow::Result<()> {
     db::init_tracing();
     let args = ReaderArgs::parse();
-    let summary = cdc_reader::reader::run(args, shutdown_signal())
+    // Listen for signals before anything else: a signal that arrives during setup (slot,
+    // snapshot) is kept and stops the reader as soon as it streams. (A process started in the
+    // background of a script inherits SIGINT as ignored; installing the handler undoes that.)
+    let shutdown = shutdown_signal().context("installing the SIGINT/SIGTERM handlers")?;
+    let summary = cdc_reader::reader::run(args, shutdown)
         .await
         .context("cdc-reader stopped")?;
     tracing::info!(
@@ -26,25 +30,16 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+/// A future that resolves on SIGINT (Ctrl-C) or SIGTERM; the handlers are installed now.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down: delivering what is in flight, then confirming it");
+        tracing::info!("shutting down: delivering what is in flight, then confirming it");
+    })
 }

@@ -40,6 +40,12 @@ pub enum SlotError {
         other: String,
         database: String,
     },
+    #[error(
+        "slot {0} was invalidated: it fell further behind than max_slot_wal_keep_size allows, and the WAL \
+         it needed is gone. Its changes cannot be streamed any more. Fix: drop it \
+         (SELECT pg_drop_replication_slot('{0}')) and start again: a new slot takes a fresh snapshot"
+    )]
+    Lost(String),
     #[error("table {0} does not exist; create it (cargo run -p db -- migrate) or leave it out of --tables")]
     MissingTable(String),
     #[error(
@@ -51,6 +57,12 @@ pub enum SlotError {
         table: String,
         reason: String,
     },
+    #[error(
+        "cannot create publication {publication}: {reason}. Fix: list the tables with --tables (a \
+         FOR ALL TABLES publication needs a superuser), or have a superuser create it: \
+         CREATE PUBLICATION {publication} FOR ALL TABLES;"
+    )]
+    PublicationNotAllowed { publication: String, reason: String },
     #[error(
         "the server has no free replication slot: {0}. Fix: raise max_replication_slots, or drop an unused slot \
          (SELECT pg_drop_replication_slot('<name>'))"
@@ -180,7 +192,16 @@ pub async fn ensure_publication(
                 "CREATE PUBLICATION {} FOR {target}",
                 quote_ident(publication)
             ))
-            .await?;
+            .await
+            .map_err(|error| match error {
+                ConnectionError::Server(ServerError { code, message, .. }) if code == "42501" => {
+                    SlotError::PublicationNotAllowed {
+                        publication: publication.to_string(),
+                        reason: message,
+                    }
+                }
+                other => SlotError::Connection(other),
+            })?;
         return Ok(());
     };
     let PublishedTables::List(list) = tables else {
@@ -231,7 +252,8 @@ pub async fn slot_state(
 ) -> Result<Option<SlotState>, SlotError> {
     let rows = connection
         .simple_query(&format!(
-            "SELECT plugin, database, active_pid::text AS active_pid, confirmed_flush_lsn::text AS confirmed \
+            "SELECT plugin, database, active_pid::text AS active_pid, confirmed_flush_lsn::text AS confirmed, \
+             wal_status \
              FROM pg_replication_slots WHERE slot_name = {}",
             quote_literal(slot)
         ))
@@ -253,6 +275,9 @@ pub async fn slot_state(
             other: database.into(),
             database: connection.target().database.clone(),
         });
+    }
+    if row.get("wal_status") == Some("lost") {
+        return Err(SlotError::Lost(slot.into()));
     }
     if let Some(pid) = row.get("active_pid") {
         return Err(SlotError::SlotBusy {
