@@ -22,6 +22,9 @@
 //! Kafka topics dbserver1.<schema>.<table>
 //! ```
 //!
+//! Two binaries: `cdc-reader` (`src/main.rs`, the reader) and `topic-peek` (`src/bin/`, a
+//! learner's look into Kafka: topics with record counts, or the newest records of one).
+//!
 //! Delivery is at-least-once: the LSN confirmed to PostgreSQL only moves past a transaction
 //! once Kafka acknowledged every record of it and of everything before it; after a crash the
 //! slot resends from there, so records after the last confirmed LSN may arrive twice.
