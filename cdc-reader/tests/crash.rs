@@ -196,4 +196,5 @@ async fn a_killed_reader_loses_nothing_and_confirms_nothing_undelivered() {
             }
         }
     }
+    common::drop_slot(&pool, &common::slot_name(name)).await;
 }

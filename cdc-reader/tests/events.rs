@@ -94,6 +94,7 @@ async fn a_new_slot_snapshots_existing_rows_then_streams_without_gap_or_double()
     assert_eq!(ops, vec!["r", "r", "r", "c", "c"]);
     let _ = stop.send(());
     handle.await.unwrap().unwrap();
+    common::drop_slot(&pool, &common::slot_name(name)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,6 +148,7 @@ async fn outbox_rows_become_events_on_the_aggregate_topic_and_their_deletes_are_
     );
     let _ = stop.send(());
     handle.await.unwrap().unwrap();
+    common::drop_slot(&pool, &common::slot_name(name)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,6 +204,7 @@ async fn heartbeats_flow_and_wal_written_to_other_tables_is_not_pinned() {
     }
     let _ = stop.send(());
     handle.await.unwrap().unwrap();
+    common::drop_slot(&pool, &common::slot_name(name)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,6 +278,7 @@ async fn transaction_metadata_brackets_each_transaction_and_numbers_its_events()
     );
     let _ = stop.send(());
     handle.await.unwrap().unwrap();
+    common::drop_slot(&pool, &common::slot_name(name)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,4 +324,5 @@ async fn a_column_added_or_dropped_while_streaming_shows_in_the_next_records() {
     assert_eq!(orders[2].payload()["after"]["id"], json!(3));
     let _ = stop.send(());
     handle.await.unwrap().unwrap();
+    common::drop_slot(&pool, &common::slot_name(name)).await;
 }

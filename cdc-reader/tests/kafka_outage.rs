@@ -227,4 +227,5 @@ async fn the_reader_waits_out_a_kafka_outage_and_loses_nothing() {
     );
     let _ = stop.send(());
     reader.await.unwrap().expect("clean shutdown");
+    common::drop_slot(&pool, &common::slot_name(name)).await;
 }

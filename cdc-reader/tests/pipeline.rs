@@ -149,4 +149,5 @@ async fn order_totals_is_exact_after_a_reader_crash_a_replay_and_from_the_outbox
 
     reader.kill().ok();
     reader.wait().ok();
+    common::drop_slot(&pool, &common::slot_name(name)).await;
 }

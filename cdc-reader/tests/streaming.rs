@@ -167,6 +167,7 @@ async fn inserts_updates_and_deletes_become_debezium_envelopes_on_their_topics()
         .unwrap()
         .expect("reader ends cleanly on shutdown");
     assert_eq!(summary.end, cdc_reader::stream::StreamEnd::Shutdown);
+    common::drop_slot(&pool, &common::slot_name(name)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,6 +201,7 @@ async fn clear_errors_for_a_missing_table_and_a_busy_slot() {
     );
     let _ = stop.send(());
     handle.await.unwrap().unwrap();
+    common::drop_slot(&pool, &common::slot_name(name)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,6 +242,7 @@ async fn errors_say_what_to_do_for_a_role_without_replication_and_an_unreachable
         .unwrap_err()
         .to_string();
     assert!(error.contains("scripts/stack up"), "{error}");
+    common::drop_slot(&pool, &common::slot_name(name)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,4 +286,5 @@ async fn the_binary_prints_envelopes_to_stdout_and_exits_0_on_sigterm() {
     assert_eq!(record["topic"], json!(format!("{name}.public.orders")));
     assert_eq!(record["key"]["payload"], json!({"id": 1}));
     assert_eq!(record["value"]["payload"]["op"], json!("c"));
+    common::drop_slot(&pool, &common::slot_name(name)).await;
 }

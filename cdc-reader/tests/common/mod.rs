@@ -254,3 +254,25 @@ pub fn reader_process(
         .stdout(std::process::Stdio::null());
     command
 }
+
+/// Drops the test's slot once its reader has let go of it (slots pin WAL until dropped).
+pub async fn drop_slot(pool: &sqlx::PgPool, slot: &str) {
+    for _ in 0..100 {
+        let dropped = sqlx::query(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
+        )
+        .bind(slot)
+        .execute(pool)
+        .await;
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1")
+                .bind(slot)
+                .fetch_one(pool)
+                .await
+                .unwrap_or(0);
+        if dropped.is_ok() && left == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
