@@ -8,8 +8,10 @@
 //!      └──────────────────────────────────────┘   delivery::DeliveryTracker  <── acks ──┘
 //! ```
 //!
-//! One task does it all, in a `tokio::select!` over four things: the next frame from the
-//! server, acknowledgements from the sink, the status timer, and the shutdown signal. Each
+//! One task does it all, in a `tokio::select!` over five things: the next frame from the
+//! server, acknowledgements from the sink, the status timer (which also probes the server's
+//! position when the stream goes quiet), the heartbeat timer, and the shutdown signal. Before
+//! streaming, the same machinery delivers the initial snapshot ([`Stream::snapshot`]). Each
 //! change is sent as soon as it is decoded (memory stays flat on a transaction of any size);
 //! when the sink's queue is full the loop stops reading (TCP pushes back on the server) but
 //! keeps draining acknowledgements and sending status updates, so the server never times us
