@@ -80,11 +80,6 @@ fn check_kafka(bootstrap: &str) -> Result<(), ReaderError> {
     Ok(())
 }
 
-/// initial_only on a slot whose snapshot is done: nothing to stream.
-fn existing_done_initial_only(args: &ReaderArgs, plan: &Option<Option<String>>) -> bool {
-    args.snapshot_mode == SnapshotMode::InitialOnly && plan.is_none()
-}
-
 /// The tables to snapshot: `--tables`, or every table of the publication with `--all-tables`.
 async fn snapshot_tables(
     connection: &mut ReplicationConnection,
@@ -197,7 +192,8 @@ pub async fn run_with_sink<S: Sink>(
             )
         }
     };
-    if existing_done_initial_only(args, &snapshot_plan) {
+    // initial_only on a slot whose snapshot is done: nothing to stream.
+    if args.snapshot_mode == SnapshotMode::InitialOnly && snapshot_plan.is_none() {
         tracing::info!(
             "snapshot mode initial_only and the snapshot is already done: nothing to do"
         );

@@ -87,7 +87,6 @@ pub enum PublishedTables {
 #[derive(Debug, Clone)]
 pub struct SlotState {
     pub confirmed_flush_lsn: Lsn,
-    pub active_pid: Option<String>,
 }
 
 /// A slot this run created.
@@ -114,24 +113,6 @@ pub fn quote_table(name: &str) -> String {
     match name.split_once('.') {
         Some((schema, table)) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
         None => format!("public.{}", quote_ident(name)),
-    }
-}
-
-fn map_server_error(connection: &ReplicationConnection, error: ConnectionError) -> SlotError {
-    match error {
-        ConnectionError::Server(ServerError { code, message, .. })
-            if code == "42501" || code == "28000" || code == "28P01" =>
-        {
-            SlotError::NoReplicationPrivilege(
-                connection.target().user.clone(),
-                connection.target().describe(),
-                message,
-            )
-        }
-        ConnectionError::Server(ServerError { code, message, .. }) if code == "53400" => {
-            SlotError::NoFreeSlot(message)
-        }
-        other => SlotError::Connection(other),
     }
 }
 
@@ -292,7 +273,6 @@ pub async fn slot_state(
         .map_err(|e| SlotError::Unexpected(format!("confirmed_flush_lsn: {e}")))?;
     Ok(Some(SlotState {
         confirmed_flush_lsn: confirmed,
-        active_pid: None,
     }))
 }
 
@@ -313,7 +293,14 @@ pub async fn create_slot(
     );
     let rows = match connection.simple_query(&command).await {
         Ok(rows) => rows,
-        Err(error) => return Err(map_server_error(connection, error)),
+        Err(error) => {
+            let target = connection.target();
+            return Err(explain_connect_error(
+                &target.user,
+                &target.describe(),
+                error,
+            ));
+        }
     };
     let row = rows
         .first()
@@ -355,13 +342,17 @@ pub fn start_replication_command(
     )
 }
 
-/// Maps errors from a connection attempt to the ones with fixes.
+/// Maps the server's refusals to the errors that carry their fix: no REPLICATION privilege
+/// (or no `pg_hba.conf` line for it), no free slot. Anything else stays as the server said it.
 pub fn explain_connect_error(user: &str, target: &str, error: ConnectionError) -> SlotError {
     match error {
         ConnectionError::Server(ServerError { code, message, .. })
             if code == "28000" || code == "42501" =>
         {
             SlotError::NoReplicationPrivilege(user.to_string(), target.to_string(), message)
+        }
+        ConnectionError::Server(ServerError { code, message, .. }) if code == "53400" => {
+            SlotError::NoFreeSlot(message)
         }
         other => SlotError::Connection(other),
     }
