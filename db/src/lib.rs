@@ -18,6 +18,7 @@
 //! - [`require_schema`]: fail early, saying "run `cargo run -p db -- migrate`", when tables are missing.
 //! - [`testing`]: a fresh, migrated database per integration test, so tests never share rows.
 
+pub mod private_stack;
 pub mod testing;
 
 use std::time::Duration;
