@@ -68,33 +68,40 @@ impl PrivateStack {
         stack
     }
 
-    /// Hard-links the playground's fetched Kafka jars into this stack (saves a `mvn` run).
+    /// Hard-links the playground's fetched jars (Kafka, and Kafka's tools for the workshop) into
+    /// this stack: saves a `mvn` run each.
     fn share_kafka_jars(&self) {
         let playground = std::env::var("PLAYGROUND_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|_| repo_root().join(".playground"));
-        let jars = playground.join("kafka/lib");
-        if !jars.join(".stamp").exists() {
-            return;
+        for jars in ["kafka/lib", "kafka-tools/lib"] {
+            let from = playground.join(jars);
+            let to = self.dir.join(jars);
+            if !from.join(".stamp").exists() || to.exists() {
+                continue;
+            }
+            if let Some(parent) = to.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            let _ = Command::new("cp").arg("-al").arg(&from).arg(&to).status();
         }
-        let kafka = self.dir.join("kafka");
-        if std::fs::create_dir_all(&kafka).is_ok() {
-            let _ = Command::new("cp")
-                .arg("-al")
-                .arg(&jars)
-                .arg(kafka.join("lib"))
-                .status();
-        }
+    }
+
+    /// The environment that points `scripts/*` (and `scripts/workshop`) at this stack.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PLAYGROUND_DIR", self.dir.display().to_string()),
+            ("PG_PORT", self.pg_port.to_string()),
+            ("KAFKA_PORT", self.kafka_port.to_string()),
+            ("KAFKA_CONTROLLER_PORT", self.kafka_controller_port.to_string()),
+            ("DATABASE_URL", self.database_url("playground")),
+            ("KAFKA_BOOTSTRAP_SERVERS", self.kafka_bootstrap_servers()),
+        ]
     }
 
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(repo_root().join("scripts/stack"));
-        command
-            .args(args)
-            .env("PLAYGROUND_DIR", &self.dir)
-            .env("PG_PORT", self.pg_port.to_string())
-            .env("KAFKA_PORT", self.kafka_port.to_string())
-            .env("KAFKA_CONTROLLER_PORT", self.kafka_controller_port.to_string());
+        command.args(args).envs(self.env());
         command
     }
 

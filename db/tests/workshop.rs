@@ -11,6 +11,7 @@
 //! (`producer`, `cdc-reader`, `consumer`, `db`); it does not call cargo itself, which would wait
 //! for the lock this very `cargo test` holds. Each run gets sandbox names of its own
 //! (`wst<pid>NN`: databases, slots, topics), and drops its databases and slots at the end.
+//! Exercise 16 restarts PostgreSQL, so it runs on a private stack (`db::private_stack`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,8 +25,16 @@ fn binaries_dir() -> PathBuf {
         .expect("the test binary lives in target/<profile>/deps")
 }
 
-#[test]
-fn every_workshop_exercise_runs_and_passes_its_check() {
+/// The exercises to run: `WORKSHOP_EXERCISES` (e.g. "3 5"), or all of them.
+fn chosen_exercises() -> Vec<String> {
+    let chosen = std::env::var("WORKSHOP_EXERCISES").unwrap_or_default();
+    chosen.split_whitespace().map(str::to_string).collect()
+}
+
+/// Exercises that break a server on purpose: run on a private stack, never the shared one.
+const BREAKS_SERVERS: &[&str] = &["16"];
+
+fn workshop_root_and_bin() -> (PathBuf, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("db/ sits in the workspace")
@@ -39,18 +48,55 @@ fn every_workshop_exercise_runs_and_passes_its_check() {
             bin.join(name).display()
         );
     }
-    let exercises = std::env::var("WORKSHOP_EXERCISES").unwrap_or_default();
+    (root, bin)
+}
+
+fn workshop_test(exercises: &[String], env: &[(&str, String)]) {
+    let (root, bin) = workshop_root_and_bin();
     let status = Command::new(root.join("scripts/workshop"))
         .arg("test")
-        .args(exercises.split_whitespace())
+        .args(exercises)
         .current_dir(&root)
         .env("WORKSHOP_NAME", format!("wst{}x", std::process::id()))
         .env("WORKSHOP_SKIP_BUILD", "1")
         .env("WORKSHOP_BIN_DIR", &bin)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .status()
         .expect("scripts/workshop runs (bash, psql, python3 and java are needed)");
     assert!(
         status.success(),
-        "scripts/workshop test failed (its output is above; each exercise's run log is in .playground/workshop/)"
+        "scripts/workshop test {exercises:?} failed (its output is above; each exercise's run log is in <playground>/workshop/)"
     );
+}
+
+#[test]
+fn every_workshop_exercise_runs_and_passes_its_check() {
+    let chosen = chosen_exercises();
+    let exercises: Vec<String> = if chosen.is_empty() {
+        (1..=10).map(|n| n.to_string()).collect()
+    } else {
+        chosen
+            .into_iter()
+            .filter(|n| !BREAKS_SERVERS.contains(&n.as_str()))
+            .collect()
+    };
+    if !exercises.is_empty() {
+        workshop_test(&exercises, &[]);
+    }
+}
+
+/// Exercise 16 restarts PostgreSQL: on a stack of its own, so the other tests go on undisturbed.
+#[test]
+fn pull_the_plug_runs_on_a_private_stack_and_passes_its_check() {
+    let chosen = chosen_exercises();
+    let exercises: Vec<String> = BREAKS_SERVERS
+        .iter()
+        .filter(|n| chosen.is_empty() || chosen.iter().any(|c| c == *n))
+        .map(|n| n.to_string())
+        .collect();
+    if exercises.is_empty() {
+        return;
+    }
+    let stack = db::private_stack::PrivateStack::up("workshop_plug");
+    workshop_test(&exercises, &stack.env());
 }
