@@ -40,7 +40,7 @@ mod value;
 
 pub use builder::{EnvelopeRecord, ProcessingTime, TableEnvelopeBuilder};
 pub use config::{DecimalHandling, EnvelopeConfig, UnknownTypeHandling, DEBEZIUM_VERSION};
-pub use error::{EnvelopeError, SchemaWarning};
+pub use error::{EnvelopeError, SchemaWarning, UnconvertibleValue};
 pub use message::{logical_message, LogicalMessageEnvelopeBuilder};
 pub use source::{SnapshotMarker, SourcePosition, TransactionBlock};
 pub use table::{CellValue, ColumnSchema, TableSchema};

@@ -104,7 +104,7 @@ pub(crate) fn write_value(kind: &ValueKind, text: &str, out: &mut Vec<u8>) -> Re
         ValueKind::TimestampMillis => {
             json::write_i64(
                 out,
-                temporal::micros_to_millis(temporal::timestamp_micros(timestamp(text)?)),
+                temporal::timestamp_millis(timestamp(text)?),
             );
         }
         ValueKind::ZonedTimestamp { fraction_digits } => {
