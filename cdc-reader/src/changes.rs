@@ -537,11 +537,16 @@ pub fn table_schema(relation: &Relation, facts: &TableFacts) -> TableSchema {
         .iter()
         .map(|column| {
             let fact = facts.columns.get(&column.name).cloned().unwrap_or_default();
+            // A domain is written as its base type (with the domain's modifier), as Debezium does.
+            let (type_oid, type_modifier, type_name) = match fact.domain_base {
+                Some(base) => (base.type_oid, base.type_modifier, base.type_name),
+                None => (column.type_oid, column.type_modifier, fact.type_name),
+            };
             ColumnSchema {
                 name: column.name.clone(),
-                type_oid: column.type_oid,
-                type_modifier: column.type_modifier,
-                type_name: fact.type_name,
+                type_oid,
+                type_modifier,
+                type_name,
                 not_null: fact.not_null,
                 default_expr: fact.default_expr,
                 element_type_oid: fact.element_type_oid,

@@ -18,7 +18,7 @@
 //! Files, in reading order:
 //! - [`table`]: the input types; [`config`]: the options (Debezium's names).
 //! - `kind`: which Kafka Connect type each PostgreSQL type becomes; `value`: converting a value;
-//!   `decimal`, `temporal`, `array`: the formats behind it; `default_value`: column DEFAULTs.
+//!   `decimal`, `temporal`, `array`, `extra_types` (bits, point, hstore): the formats behind it; `default_value`: column DEFAULTs.
 //! - `schema`: Kafka Connect schemas as JSON text; [`source`]: the `source` block.
 //! - [`builder`]: the events; `message`: logical decoding messages (`op: "m"`).
 //! - `json`: writing JSON exactly as Jackson does.
@@ -28,6 +28,7 @@ pub mod builder;
 pub mod config;
 mod decimal;
 mod default_value;
+mod extra_types;
 pub mod error;
 mod json;
 mod kind;

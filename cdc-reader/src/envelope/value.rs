@@ -13,6 +13,7 @@
 
 use super::array::parse_array;
 use super::decimal::{parse_decimal, parse_numeric, DecimalText, NumericValue};
+use super::extra_types;
 use super::json;
 use super::kind::ValueKind;
 use super::temporal::{self, TimestampValue};
@@ -133,6 +134,20 @@ pub(crate) fn write_value(kind: &ValueKind, text: &str, out: &mut Vec<u8>) -> Re
                     .ok_or("expected an interval like 1 day 02:00:00")?,
             );
         }
+        ValueKind::BitBoolean => {
+            let value: &[u8] = if extra_types::bit_boolean(text)? {
+                b"true"
+            } else {
+                b"false"
+            };
+            out.extend_from_slice(value);
+        }
+        ValueKind::Bits { .. } => json::write_base64(out, &extra_types::bits_bytes(text)?),
+        ValueKind::Point => {
+            let (x, y) = extra_types::parse_point(text)?;
+            extra_types::write_point(out, x, y);
+        }
+        ValueKind::Hstore => extra_types::write_hstore_json(out, text)?,
         ValueKind::Array { items, .. } => {
             out.push(b'[');
             for (index, element) in parse_array(text)?.iter().enumerate() {
