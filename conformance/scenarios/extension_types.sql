@@ -1,8 +1,10 @@
 -- Scenario extension_types: the types of Debezium's data-type tables that the scenarios `types`
 -- and `more_types` do not hold: bit strings (bit(1) is a boolean, longer ones io.debezium.data.Bits),
--- point (io.debezium.data.geometry.Point), the other geometric types, tsvector, the contrib
+-- point (io.debezium.data.geometry.Point), tsvector, the contrib
 -- extensions hstore (io.debezium.data.Json by default), ltree (io.debezium.data.Ltree) and citext,
--- domains over several base types, and arrays of these.
+-- domains over several base types, and arrays of these. (Not here: box, circle, line: Debezium
+-- 3.6.1 leaves them out of its events (include.unknown.datatypes=false); cdc-reader writes their
+-- text and a warning at start.)
 CREATE EXTENSION IF NOT EXISTS hstore;
 CREATE EXTENSION IF NOT EXISTS ltree;
 CREATE EXTENSION IF NOT EXISTS citext;
@@ -18,9 +20,6 @@ CREATE TABLE conformance_extension_types (
     c_varbit        bit varying(33),
     c_varbit1       bit varying(1),
     c_point         point,
-    c_box           box,
-    c_circle        circle,
-    c_line          line,
     c_tsvector      tsvector,
     c_hstore        hstore,
     c_ltree         ltree,
@@ -45,8 +44,7 @@ CREATE TABLE conformance_extension_types (
 -- conformance:changes (everything below is captured; everything above runs before the connector starts)
 
 INSERT INTO conformance_extension_types VALUES (
-    1, B'1', B'10100101', B'101000000001', B'101', B'1', '(1.5,-2.25)', '((0,0),(1,1))',
-    '<(1,2),3>', '{1,-1,0}', 'a fat cat sat', '"a"=>"1", "b"=>NULL', 'Top.Science.Astronomy',
+    1, B'1', B'10100101', B'101000000001', B'101', B'1', '(1.5,-2.25)', 'a fat cat sat', '"a"=>"1", "b"=>NULL', 'Top.Science.Astronomy',
     'MixedCase', 7, 12.5, 'me@example.com', '2024-03-15 12:34:56+02', '{A,b}',
     '{Top.a,Top.b}', '{"\"k\"=>\"v\""}', '{"\\xdead",NULL}', '{9000000000,-1}', '{1,NULL}',
     '{t,f,NULL}', '{1.5,NaN,-Infinity}', '{"{\"a\": 1}",null}', '{12:34:56,NULL}',

@@ -62,10 +62,11 @@ INSERT INTO conformance_special_values (id, c_interval, c_money) VALUES (41, '-1
 INSERT INTO conformance_special_values (id, c_interval, c_money) VALUES (42, '2147483647 days', '0');
 INSERT INTO conformance_special_values (id, c_interval) VALUES (43, '-1 mons 3 days -04:05:06.000007');
 
--- empty strings and arrays, NULLs inside arrays, multi-dimensional arrays, explicit bounds
+-- empty strings and arrays, NULLs inside arrays, explicit bounds. (Not here: multi-dimensional
+-- arrays. Debezium 3.6.1 writes '{{1,2},{3,4}}' as [null,null] and '{{a,b},{c,NULL}}' as Java
+-- object names like "[Ljava.lang.String;@2bd7deb9"; cdc-reader writes null and a warning.)
 INSERT INTO conformance_special_values (id, c_text, c_int_arr, c_text_arr) VALUES (50, '', '{}', '{}');
 INSERT INTO conformance_special_values (id, c_text, c_int_arr, c_text_arr) VALUES (51, ' ', '{NULL,NULL}', '{NULL,"",NULL}');
-INSERT INTO conformance_special_values (id, c_int_arr, c_text_arr) VALUES (52, '{{1,2},{3,4}}', '{{a,b},{c,NULL}}');
 INSERT INTO conformance_special_values (id, c_int_arr, c_text_arr) VALUES (53, '[0:2]={7,8,9}', '[2:2]={x}');
 
 -- a long value (100 000 characters)

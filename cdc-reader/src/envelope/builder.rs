@@ -735,7 +735,7 @@ mod tests {
         let b = builder(
             vec![
                 ColumnSchema::new("id", oid::INT4, "int4", true),
-                ColumnSchema::new("p", 600, "point", false),
+                ColumnSchema::new("p", 603, "box", false),
             ],
             EnvelopeConfig {
                 unknown_types: UnknownTypeHandling::Omit,
