@@ -724,7 +724,9 @@ mod tests {
         assert!(payload(&record)["after"]["amount"].is_null());
         assert_eq!(record.unconvertible.len(), 1);
         assert!(
-            record.unconvertible[0].reason.contains("REPLICA IDENTITY FULL"),
+            record.unconvertible[0]
+                .reason
+                .contains("REPLICA IDENTITY FULL"),
             "{}",
             record.unconvertible[0]
         );

@@ -46,7 +46,9 @@ pub(crate) fn parse_point(text: &str) -> Result<(f64, f64), String> {
         .strip_prefix('(')
         .and_then(|rest| rest.strip_suffix(')'))
         .ok_or("expected a point like (1.5,-2.25)")?;
-    let (x, y) = inner.split_once(',').ok_or("expected a point like (1.5,-2.25)")?;
+    let (x, y) = inner
+        .split_once(',')
+        .ok_or("expected a point like (1.5,-2.25)")?;
     let coordinate = |text: &str| -> Result<f64, String> {
         match text.trim() {
             "NaN" => Ok(f64::NAN),
@@ -144,8 +146,9 @@ pub(crate) fn write_hstore_json(out: &mut Vec<u8>, text: &str) -> Result<(), Str
 
 /// Java's `String.hashCode()`: `s[0]*31^(n-1) + ... + s[n-1]` over UTF-16 code units.
 fn java_string_hash(text: &str) -> i32 {
-    text.encode_utf16()
-        .fold(0i32, |hash, unit| hash.wrapping_mul(31).wrapping_add(i32::from(unit)))
+    text.encode_utf16().fold(0i32, |hash, unit| {
+        hash.wrapping_mul(31).wrapping_add(i32::from(unit))
+    })
 }
 
 /// The iteration order of a `java.util.HashMap` the pairs were put into in order: by bucket
@@ -191,7 +194,10 @@ mod tests {
         assert_eq!(base64(&bits_bytes("101").unwrap()), "\"BQ==\"");
         assert_eq!(base64(&bits_bytes("00000000").unwrap()), "\"\"");
         assert_eq!(base64(&bits_bytes("").unwrap()), "\"\"");
-        assert_eq!(base64(&bits_bytes(&"1".repeat(33)).unwrap()), "\"/////wE=\"");
+        assert_eq!(
+            base64(&bits_bytes(&"1".repeat(33)).unwrap()),
+            "\"/////wE=\""
+        );
         assert!(bit_boolean("1").unwrap());
         assert!(!bit_boolean("0").unwrap());
         assert!(bits_bytes("10x").is_err());
@@ -223,14 +229,21 @@ mod tests {
             write_hstore_json(&mut out, text).unwrap();
             String::from_utf8(out).unwrap()
         };
-        assert_eq!(json_of(r#""a"=>"1", "b"=>NULL"#), r#""{\"a\":\"1\",\"b\":null}""#);
+        assert_eq!(
+            json_of(r#""a"=>"1", "b"=>NULL"#),
+            r#""{\"a\":\"1\",\"b\":null}""#
+        );
         assert_eq!(json_of(""), r#""{}""#);
-        assert_eq!(json_of(r#""q\"uote"=>"back\\slash""#), r#""{\"q\\\"uote\":\"back\\\\slash\"}""#);
+        assert_eq!(
+            json_of(r#""q\"uote"=>"back\\slash""#),
+            r#""{\"q\\\"uote\":\"back\\\\slash\"}""#
+        );
         // "b" (98) lands in bucket 2, "a" (97) in bucket 1, "q" (113) in bucket 1 after "a".
-        let keys: Vec<String> = java_hash_map_order(parse_hstore(r#""b"=>"1", "q"=>"2", "a"=>"3""#).unwrap())
-            .into_iter()
-            .map(|(key, _)| key)
-            .collect();
+        let keys: Vec<String> =
+            java_hash_map_order(parse_hstore(r#""b"=>"1", "q"=>"2", "a"=>"3""#).unwrap())
+                .into_iter()
+                .map(|(key, _)| key)
+                .collect();
         assert_eq!(keys, ["q", "a", "b"]);
         assert!(parse_hstore(r#""a"=>"#).is_err());
     }

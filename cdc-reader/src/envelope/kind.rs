@@ -24,7 +24,7 @@
 //! ```
 //!
 //! The README's "Type map" table lists every type with an example; a test checks it against
-//! [`ValueKind::of_column`] (`cdc-reader/tests/type_map_table.rs`).
+//! [`ValueKind::of_column`] (`type_map_table_in_the_readme_matches_the_code` below).
 
 use super::config::DecimalHandling;
 use super::schema::ConnectSchema;
@@ -546,5 +546,41 @@ mod tests {
             .to_json(),
             r#"{"type":"string","optional":false,"name":"io.debezium.data.Enum","version":1,"parameters":{"allowed":"sad,ok,happy"}}"#
         );
+    }
+
+    /// The README's "Type map" table: each row's schema type and semantic name are what the
+    /// code writes for a column of that `typname`, OID and typmod.
+    #[test]
+    fn type_map_table_in_the_readme_matches_the_code() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("\n## Type map\n")
+            .nth(1)
+            .expect("README has a Type map section");
+        let rows: Vec<Vec<&str>> = section
+            .lines()
+            .skip_while(|line| !line.starts_with("| PostgreSQL type"))
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| line.trim_matches('|').split(" | ").map(str::trim).collect())
+            .collect();
+        assert!(rows.len() > 30, "{} rows", rows.len());
+        let unquote = |cell: &str| cell.trim_matches('`').to_string();
+        for row in rows {
+            let (type_name, type_oid, type_modifier) = (unquote(row[1]), row[2], row[3]);
+            let mut column = ColumnSchema {
+                type_modifier: type_modifier.parse().unwrap(),
+                ..ColumnSchema::new("c", type_oid.parse().unwrap(), &type_name, false)
+            };
+            if type_name == "mood" {
+                column.enum_values = Some(vec!["sad".into(), "happy".into()]);
+            }
+            let kind = ValueKind::of_column(&column, DecimalHandling::Precise)
+                .unwrap_or(ValueKind::Unmapped);
+            let schema: serde_json::Value = serde_json::from_str(&kind.schema().to_json()).unwrap();
+            assert_eq!(schema["type"], unquote(row[4]).as_str(), "{}", row[0]);
+            let name = schema["name"].as_str().unwrap_or_default();
+            assert_eq!(name, unquote(row[5]), "{}", row[0]);
+        }
     }
 }

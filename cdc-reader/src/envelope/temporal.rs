@@ -202,11 +202,8 @@ pub(crate) fn timestamp_micros(value: TimestampValue) -> i64 {
         TimestampValue::Micros(micros) => {
             let seconds = micros.div_euclid(i128::from(MICROS_PER_SECOND));
             let fraction = micros.rem_euclid(i128::from(MICROS_PER_SECOND)) as i64;
-            let seconds = i64::try_from(seconds).unwrap_or(if seconds < 0 {
-                i64::MIN
-            } else {
-                i64::MAX
-            });
+            let seconds =
+                i64::try_from(seconds).unwrap_or(if seconds < 0 { i64::MIN } else { i64::MAX });
             seconds
                 .saturating_mul(MICROS_PER_SECOND)
                 .wrapping_add(fraction)

@@ -103,10 +103,7 @@ pub(crate) fn write_value(kind: &ValueKind, text: &str, out: &mut Vec<u8>) -> Re
             json::write_i64(out, temporal::timestamp_micros(timestamp(text)?))
         }
         ValueKind::TimestampMillis => {
-            json::write_i64(
-                out,
-                temporal::timestamp_millis(timestamp(text)?),
-            );
+            json::write_i64(out, temporal::timestamp_millis(timestamp(text)?));
         }
         ValueKind::ZonedTimestamp { fraction_digits } => {
             match temporal::parse_timestamptz(text)
@@ -507,7 +504,10 @@ mod tests {
             "\"-4712-11-24T00:00:00.000000Z\""
         );
         assert_eq!(json_of(&ValueKind::TimeMicros, "24:00:00"), "86400000000");
-        assert_eq!(json_of(&ValueKind::ZonedTime, "24:00:00+00"), "\"00:00:00Z\"");
+        assert_eq!(
+            json_of(&ValueKind::ZonedTime, "24:00:00+00"),
+            "\"00:00:00Z\""
+        );
         assert_eq!(
             json_of(&ValueKind::ZonedTime, "23:59:59.999999-15:59"),
             "\"15:58:59.999999Z\""
@@ -525,8 +525,14 @@ mod tests {
             precision: None,
             money: true,
         };
-        assert_eq!(json_of(&money, "$92,233,720,368,547,758.07"), "\"f/////////8=\"");
-        assert_eq!(json_of(&money, "-$92,233,720,368,547,758.08"), "\"gAAAAAAAAAA=\"");
+        assert_eq!(
+            json_of(&money, "$92,233,720,368,547,758.07"),
+            "\"f/////////8=\""
+        );
+        assert_eq!(
+            json_of(&money, "-$92,233,720,368,547,758.08"),
+            "\"gAAAAAAAAAA=\""
+        );
     }
 
     /// Values Debezium cannot write (it logs a warning and leaves the field null, or stops):
@@ -552,7 +558,10 @@ mod tests {
             (&decimal, "NaN"),
             (&numeric_array, "{1.5,NaN}"),
             (&int_array, "{{1,2},{3,4}}"),
-            (&ValueKind::Interval, "2147483647 days 2562047788:00:54.775807"),
+            (
+                &ValueKind::Interval,
+                "2147483647 days 2562047788:00:54.775807",
+            ),
         ] {
             assert!(write_value(kind, text, &mut Vec::new()).is_err(), "{text}");
         }
