@@ -26,6 +26,17 @@ pub struct ColumnFacts {
     pub element_type_oid: Option<u32>,
     /// For enums (and arrays of enums): the labels in order.
     pub enum_values: Option<Vec<String>>,
+    /// For a domain: its base type (Debezium maps a domain as its base type).
+    pub domain_base: Option<DomainBase>,
+}
+
+/// The base type of a domain column: `pg_type.typbasetype`, `typtypmod` and the base's name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DomainBase {
+    pub type_oid: u32,
+    /// The domain's type modifier (`numeric(10,2)` of `CREATE DOMAIN price AS numeric(10,2)`).
+    pub type_modifier: i32,
+    pub type_name: String,
 }
 
 /// What the catalog says about one table.
@@ -67,9 +78,11 @@ SELECT a.attname::text,
        CASE WHEN t.typcategory = 'A' THEN NULLIF(t.typelem, 0) END::oid AS element_type_oid,
        (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder)
           FROM pg_enum e
-         WHERE e.enumtypid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END) AS enum_values
+         WHERE e.enumtypid = CASE WHEN t.typcategory = 'A' THEN t.typelem ELSE t.oid END) AS enum_values,
+       b.oid AS base_type_oid, t.typtypmod AS base_type_modifier, b.typname::text AS base_type_name
   FROM pg_attribute a
   JOIN pg_type t ON t.oid = a.atttypid
+  LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype
   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
  WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped";
 
@@ -143,6 +156,11 @@ impl Catalog {
                     type_name: row.get(3),
                     element_type_oid: row.get(4),
                     enum_values: row.get(5),
+                    domain_base: row.get::<_, Option<u32>>(6).map(|type_oid| DomainBase {
+                        type_oid,
+                        type_modifier: row.get(7),
+                        type_name: row.get(8),
+                    }),
                 },
             );
         }

@@ -210,7 +210,7 @@ impl ChangeTranslator {
                     .builder
                     .create(&after, &source, now())
                     .map_err(|e| envelope_error(table, e))?;
-                out.push(to_output(record, Vec::new()));
+                out.push(table_output(table, lsn, record, Vec::new()));
             }
             PgOutputMessage::Update(update) => {
                 let source = self.event_source(lsn, update.relation_id);
@@ -254,19 +254,21 @@ impl ChangeTranslator {
                         .builder
                         .delete(&before, &source, processing)
                         .map_err(|e| envelope_error(table, e))?;
-                    out.push(to_output(deleted, new_key_header.clone()));
+                    out.push(table_output(table, lsn, deleted, new_key_header.clone()));
                     if self.config_tombstones() {
                         let tombstone = table
                             .builder
                             .tombstone(&before)
                             .map_err(|e| envelope_error(table, e))?;
-                        out.push(to_output(tombstone, new_key_header));
+                        out.push(table_output(table, lsn, tombstone, new_key_header));
                     }
                     let created = table
                         .builder
                         .create(&after, &source, processing)
                         .map_err(|e| envelope_error(table, e))?;
-                    out.push(to_output(
+                    out.push(table_output(
+                        table,
+                        lsn,
                         created,
                         vec![("__debezium.oldkey".to_string(), old_key)],
                     ));
@@ -275,7 +277,7 @@ impl ChangeTranslator {
                         .builder
                         .update(before.as_deref(), &after, &source, now())
                         .map_err(|e| envelope_error(table, e))?;
-                    out.push(to_output(record, Vec::new()));
+                    out.push(table_output(table, lsn, record, Vec::new()));
                 }
             }
             PgOutputMessage::Delete(delete) => {
@@ -289,13 +291,13 @@ impl ChangeTranslator {
                     .builder
                     .delete(&before, &source, now())
                     .map_err(|e| envelope_error(table, e))?;
-                out.push(to_output(record, Vec::new()));
+                out.push(table_output(table, lsn, record, Vec::new()));
                 if self.config_tombstones() {
                     let tombstone = table
                         .builder
                         .tombstone(&before)
                         .map_err(|e| envelope_error(table, e))?;
-                    out.push(to_output(tombstone, Vec::new()));
+                    out.push(table_output(table, lsn, tombstone, Vec::new()));
                 }
             }
             PgOutputMessage::Truncate(truncate) => {
@@ -366,7 +368,7 @@ impl ChangeTranslator {
             .builder
             .read(&after, &source, now())
             .map_err(|e| envelope_error(table, e))?;
-        out.push(to_output(record, Vec::new()));
+        out.push(table_output(table, position, record, Vec::new()));
         Ok(())
     }
 
@@ -478,6 +480,25 @@ fn envelope_error(table: &CapturedTable, error: impl std::fmt::Display) -> Chang
     }
 }
 
+/// A table's record for the sink, after a warning for each value written as null because it
+/// could not be converted (the rule: no value PostgreSQL accepts stops the reader).
+fn table_output(
+    table: &CapturedTable,
+    lsn: Lsn,
+    record: EnvelopeRecord,
+    headers: Vec<(String, Vec<u8>)>,
+) -> OutputRecord {
+    for value in &record.unconvertible {
+        tracing::warn!(
+            table = %format!("{}.{}", table.relation.schema(), table.relation.name),
+            column = %value.column,
+            lsn = %lsn,
+            "{value}"
+        );
+    }
+    to_output(record, headers)
+}
+
 fn to_output(record: EnvelopeRecord, headers: Vec<(String, Vec<u8>)>) -> OutputRecord {
     OutputRecord {
         topic: record.topic,
@@ -516,11 +537,16 @@ pub fn table_schema(relation: &Relation, facts: &TableFacts) -> TableSchema {
         .iter()
         .map(|column| {
             let fact = facts.columns.get(&column.name).cloned().unwrap_or_default();
+            // A domain is written as its base type (with the domain's modifier), as Debezium does.
+            let (type_oid, type_modifier, type_name) = match fact.domain_base {
+                Some(base) => (base.type_oid, base.type_modifier, base.type_name),
+                None => (column.type_oid, column.type_modifier, fact.type_name),
+            };
             ColumnSchema {
                 name: column.name.clone(),
-                type_oid: column.type_oid,
-                type_modifier: column.type_modifier,
-                type_name: fact.type_name,
+                type_oid,
+                type_modifier,
+                type_name,
                 not_null: fact.not_null,
                 default_expr: fact.default_expr,
                 element_type_oid: fact.element_type_oid,

@@ -958,7 +958,9 @@ fn rows_of_the_wrong_length_are_refused() {
             .contains("has 1 values but the table has 7 columns"),
         "{error}"
     );
-    let error = builder
+    // A value that cannot be converted does not fail the event: the field is null and the
+    // value is reported, for the caller's warning.
+    let record = builder
         .create(
             &[
                 Text("x"),
@@ -972,8 +974,12 @@ fn rows_of_the_wrong_length_are_refused() {
             &source,
             ProcessingTime::from_unix_nanos(0),
         )
-        .unwrap_err();
-    assert!(error.to_string().contains("column id (int8)"), "{error}");
+        .unwrap();
+    let after = &parse(&record.value)["payload"]["after"];
+    assert!(after.is_object() && after["id"].is_null(), "{after}");
+    assert_eq!(record.unconvertible.len(), 1);
+    let warning = record.unconvertible[0].to_string();
+    assert!(warning.contains("column id (int8)"), "{warning}");
 }
 
 #[test]
@@ -982,7 +988,7 @@ fn unmapped_types_are_text_with_a_warning() {
         "points",
         vec![
             column("id", 23, -1, "int4", true, None),
-            column("where", 600, -1, "point", false, None),
+            column("where", 603, -1, "box", false, None),
         ],
         &["id"],
     );
@@ -996,10 +1002,13 @@ fn unmapped_types_are_text_with_a_warning() {
     assert_eq!(builder.warnings().len(), 1);
     let record = builder
         .create(
-            &[Text("1"), Text("(1,2)")],
+            &[Text("1"), Text("(1,2),(0,0)")],
             &SourcePosition::default(),
             ProcessingTime::from_unix_nanos(0),
         )
         .unwrap();
-    assert_eq!(parse(&record.value)["after"]["where"], Value::from("(1,2)"));
+    assert_eq!(
+        parse(&record.value)["after"]["where"],
+        Value::from("(1,2),(0,0)")
+    );
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use super::config::{EnvelopeConfig, UnknownTypeHandling};
 use super::default_value::default_json;
-use super::error::{EnvelopeError, SchemaWarning};
+use super::error::{EnvelopeError, SchemaWarning, UnconvertibleValue};
 use super::json;
 use super::kind::{oid, ValueKind};
 use super::schema::ConnectSchema;
@@ -39,6 +39,9 @@ pub struct EnvelopeRecord {
     pub key: Option<Vec<u8>>,
     /// None: a tombstone.
     pub value: Option<Vec<u8>>,
+    /// Values that could not be converted and were written as null (or the column DEFAULT)
+    /// instead: the caller logs a warning for each (no value may stop the reader).
+    pub unconvertible: Vec<UnconvertibleValue>,
 }
 
 /// When the reader processed an event: the envelope's top-level `ts_ms`/`ts_us`/`ts_ns`.
@@ -85,6 +88,9 @@ struct ColumnPlan {
     null_json: Vec<u8>,
     /// What an unchanged TOAST value becomes when its old value is unknown.
     toast_json: Option<Vec<u8>>,
+    /// What a value that cannot be converted becomes: null, or the DEFAULT where
+    /// JsonConverter writes it for a missing value.
+    failure_json: Vec<u8>,
 }
 
 /// Builds the Debezium events of one table. Cheap to use per event; build it once per table.
@@ -253,10 +259,12 @@ impl TableEnvelopeBuilder {
     /// the row's history).
     pub fn tombstone(&self, key_row: &[CellValue<'_>]) -> Result<EnvelopeRecord, EnvelopeError> {
         self.check_row(key_row)?;
+        let mut unconvertible = Vec::new();
         Ok(EnvelopeRecord {
             topic: self.topic.clone(),
-            key: self.key(key_row, None)?,
+            key: self.key(key_row, None, &mut unconvertible)?,
             value: None,
+            unconvertible,
         })
     }
 
@@ -266,11 +274,13 @@ impl TableEnvelopeBuilder {
         source: &SourcePosition,
         processed: ProcessingTime,
     ) -> Result<EnvelopeRecord, EnvelopeError> {
-        let value = self.envelope("t", None, None, source, processed)?;
+        let mut unconvertible = Vec::new();
+        let value = self.envelope("t", None, None, source, processed, &mut unconvertible)?;
         Ok(EnvelopeRecord {
             topic: self.topic.clone(),
             key: None,
             value: Some(value),
+            unconvertible,
         })
     }
 
@@ -279,7 +289,8 @@ impl TableEnvelopeBuilder {
     pub fn key_payload(&self, row: &[CellValue<'_>]) -> Result<Vec<u8>, EnvelopeError> {
         self.check_row(row)?;
         let mut out = Vec::with_capacity(64);
-        self.write_key_payload(row, None, &mut out)?;
+        // The same values are in the events of the change, which report what failed.
+        self.write_key_payload(row, None, &mut out, &mut Vec::new())?;
         Ok(out)
     }
 
@@ -289,6 +300,7 @@ impl TableEnvelopeBuilder {
         &self,
         row: &[CellValue<'_>],
         old_row: Option<&[CellValue<'_>]>,
+        unconvertible: &mut Vec<UnconvertibleValue>,
     ) -> Result<Option<Vec<u8>>, EnvelopeError> {
         let Some(schema) = &self.key_schema_json else {
             return Ok(None);
@@ -299,7 +311,7 @@ impl TableEnvelopeBuilder {
             out.extend_from_slice(schema.as_bytes());
             out.extend_from_slice(b",\"payload\":");
         }
-        self.write_key_payload(row, old_row, &mut out)?;
+        self.write_key_payload(row, old_row, &mut out, unconvertible)?;
         if self.schemas_enabled {
             out.push(b'}');
         }
@@ -311,13 +323,14 @@ impl TableEnvelopeBuilder {
         row: &[CellValue<'_>],
         old_row: Option<&[CellValue<'_>]>,
         out: &mut Vec<u8>,
+        unconvertible: &mut Vec<UnconvertibleValue>,
     ) -> Result<(), EnvelopeError> {
         out.push(b'{');
         for (position, &index) in self.key_columns.iter().enumerate() {
             if position > 0 {
                 out.push(b',');
             }
-            self.write_field(index, row, old_row, out)?;
+            self.write_field(index, row, old_row, out, unconvertible);
         }
         out.push(b'}');
         Ok(())
@@ -336,12 +349,14 @@ impl TableEnvelopeBuilder {
             self.check_row(row)?;
         }
         let key_old_row = if after.is_some() { before } else { None };
-        let key = self.key(key_row, key_old_row)?;
-        let value = self.envelope(op, before, after, source, processed)?;
+        let mut unconvertible = Vec::new();
+        let key = self.key(key_row, key_old_row, &mut unconvertible)?;
+        let value = self.envelope(op, before, after, source, processed, &mut unconvertible)?;
         Ok(EnvelopeRecord {
             topic: self.topic.clone(),
             key,
             value: Some(value),
+            unconvertible,
         })
     }
 
@@ -364,6 +379,7 @@ impl TableEnvelopeBuilder {
         after: Option<&[CellValue<'_>]>,
         source: &SourcePosition,
         processed: ProcessingTime,
+        unconvertible: &mut Vec<UnconvertibleValue>,
     ) -> Result<Vec<u8>, EnvelopeError> {
         let mut out = Vec::with_capacity(self.envelope_schema_json.len() + 1024);
         if self.schemas_enabled {
@@ -373,12 +389,12 @@ impl TableEnvelopeBuilder {
         }
         out.extend_from_slice(b"{\"before\":");
         match before {
-            Some(row) => self.write_row(row, None, &mut out)?,
+            Some(row) => self.write_row(row, None, &mut out, unconvertible),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"after\":");
         match after {
-            Some(row) => self.write_row(row, before, &mut out)?,
+            Some(row) => self.write_row(row, before, &mut out, unconvertible),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"source\":");
@@ -401,7 +417,8 @@ impl TableEnvelopeBuilder {
         row: &[CellValue<'_>],
         old_row: Option<&[CellValue<'_>]>,
         out: &mut Vec<u8>,
-    ) -> Result<(), EnvelopeError> {
+        unconvertible: &mut Vec<UnconvertibleValue>,
+    ) {
         out.push(b'{');
         let mut first = true;
         for (index, plan) in self.columns.iter().enumerate() {
@@ -412,20 +429,23 @@ impl TableEnvelopeBuilder {
                 out.push(b',');
             }
             first = false;
-            self.write_field(index, row, old_row, out)?;
+            self.write_field(index, row, old_row, out, unconvertible);
         }
         out.push(b'}');
-        Ok(())
     }
 
-    /// `"col":value` for column `index`.
+    /// `"col":value` for column `index`. A value that cannot be converted never fails the
+    /// event: the field gets what Debezium's `event.converting.failure.handling.mode=warn`
+    /// writes (null, or the column DEFAULT where JsonConverter puts it in place of a null) and
+    /// the value is added to `unconvertible` for the caller to warn about.
     fn write_field(
         &self,
         index: usize,
         row: &[CellValue<'_>],
         old_row: Option<&[CellValue<'_>]>,
         out: &mut Vec<u8>,
-    ) -> Result<(), EnvelopeError> {
+        unconvertible: &mut Vec<UnconvertibleValue>,
+    ) {
         let plan = &self.columns[index];
         out.extend_from_slice(&plan.field_prefix);
         let mut cell = row[index];
@@ -434,31 +454,40 @@ impl TableEnvelopeBuilder {
                 cell = CellValue::Text(old);
             }
         }
-        match cell {
-            CellValue::Text(text) => {
-                write_value(&plan.kind, text, out).map_err(|reason| EnvelopeError::InvalidValue {
-                    table: self.table.clone(),
-                    column: plan.name.clone(),
-                    type_name: plan.type_name.clone(),
-                    value: text.chars().take(100).collect(),
-                    reason,
-                })
-            }
+        let value_start = out.len();
+        let failure = match cell {
+            CellValue::Text(text) => match write_value(&plan.kind, text, out) {
+                Ok(()) => None,
+                Err(reason) => Some((text.chars().take(100).collect(), reason)),
+            },
             CellValue::Null => {
                 out.extend_from_slice(&plan.null_json);
-                Ok(())
+                None
             }
             CellValue::UnchangedToast => match &plan.toast_json {
                 Some(placeholder) => {
                     out.extend_from_slice(placeholder);
-                    Ok(())
+                    None
                 }
-                None => Err(EnvelopeError::UnchangedToast {
-                    table: self.table.clone(),
+                None => Some((
+                    String::new(),
+                    "an unchanged TOAST value whose old value is not known, and this type has no \
+                     placeholder; set REPLICA IDENTITY FULL on the table"
+                        .to_string(),
+                )),
+            },
+        };
+        if let Some((value, reason)) = failure {
+            out.truncate(value_start);
+            out.extend_from_slice(&plan.failure_json);
+            if !unconvertible.iter().any(|seen| seen.column == plan.name) {
+                unconvertible.push(UnconvertibleValue {
                     column: plan.name.clone(),
                     type_name: plan.type_name.clone(),
-                }),
-            },
+                    value,
+                    reason,
+                });
+            }
         }
     }
 }
@@ -491,6 +520,14 @@ fn plan_column(
         (Some(default), false) if config.replace_null_with_default => default.clone(),
         _ => "null".to_string(),
     };
+    // Debezium leaves an unconvertible field unset; JsonConverter then writes the schema's
+    // default (when replacing nulls with defaults, or for a NOT NULL column), else null. A NOT
+    // NULL column without default makes Debezium fail the record; we write null.
+    let failure_json = match (&default, column.not_null) {
+        (Some(default), true) => default.clone(),
+        (Some(default), false) if config.replace_null_with_default => default.clone(),
+        _ => "null".to_string(),
+    };
     let mut field_prefix = Vec::with_capacity(column.name.len() + 3);
     json::write_str(&mut field_prefix, &column.name);
     field_prefix.push(b':');
@@ -503,6 +540,7 @@ fn plan_column(
         omitted,
         default_json: default,
         null_json: null_json.into_bytes(),
+        failure_json: failure_json.into_bytes(),
     }
 }
 
@@ -678,13 +716,19 @@ mod tests {
         assert_eq!(value["after"]["blob"], "X194"); // base64 of "__x"
         assert_eq!(value["after"]["texts"], serde_json::json!(["__x"]));
         assert_eq!(value["after"]["ints"], serde_json::json!([95, 95, 120]));
+        // A type without placeholder: the field is null and the value reported, the event written.
         let row = [Text("1"), Null, Null, Null, UnchangedToast];
-        let error = b
+        let record = b
             .update(None, &row, &source, ProcessingTime::from_unix_nanos(0))
-            .unwrap_err();
+            .unwrap();
+        assert!(payload(&record)["after"]["amount"].is_null());
+        assert_eq!(record.unconvertible.len(), 1);
         assert!(
-            matches!(error, EnvelopeError::UnchangedToast { .. }),
-            "{error}"
+            record.unconvertible[0]
+                .reason
+                .contains("REPLICA IDENTITY FULL"),
+            "{}",
+            record.unconvertible[0]
         );
     }
 
@@ -693,7 +737,7 @@ mod tests {
         let b = builder(
             vec![
                 ColumnSchema::new("id", oid::INT4, "int4", true),
-                ColumnSchema::new("p", 600, "point", false),
+                ColumnSchema::new("p", 603, "box", false),
             ],
             EnvelopeConfig {
                 unknown_types: UnknownTypeHandling::Omit,

@@ -12,25 +12,6 @@ pub enum EnvelopeError {
         expected: usize,
         actual: usize,
     },
-
-    #[error("table {table}, column {column} ({type_name}): cannot convert {value:?}: {reason}")]
-    InvalidValue {
-        table: String,
-        column: String,
-        type_name: String,
-        value: String,
-        reason: String,
-    },
-
-    #[error(
-        "table {table}, column {column} ({type_name}): the value is an unchanged TOAST value, the old \
-         value is not known and this type has no placeholder; set REPLICA IDENTITY FULL on the table"
-    )]
-    UnchangedToast {
-        table: String,
-        column: String,
-        type_name: String,
-    },
 }
 
 /// A column the builder maps differently from Debezium, noticed once when the table is set up.
@@ -47,6 +28,30 @@ impl std::fmt::Display for SchemaWarning {
             f,
             "column {} ({}): {}",
             self.column, self.type_name, self.message
+        )
+    }
+}
+
+/// A value the builder could not convert (numeric `NaN` under precise decimals, a text form it
+/// does not know, an unchanged TOAST value it cannot fill in). The event is written anyway with
+/// the field null, as Debezium does under its default `event.converting.failure.handling.mode=warn`;
+/// the caller logs this with the table and LSN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnconvertibleValue {
+    pub column: String,
+    pub type_name: String,
+    /// The first 100 characters of the value's text form (empty for an unchanged TOAST value).
+    pub value: String,
+    /// Why it could not be converted, and what to do about it when something can be done.
+    pub reason: String,
+}
+
+impl std::fmt::Display for UnconvertibleValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "column {} ({}): cannot convert {:?}: {}; the field is written as null",
+            self.column, self.type_name, self.value, self.reason
         )
     }
 }

@@ -15,8 +15,16 @@
 //! timestamp(0..3) -> int64 io.debezium.time.Timestamp  timestamp -> int64 io.debezium.time.MicroTimestamp
 //! timestamptz -> string io.debezium.time.ZonedTimestamp   timetz -> string io.debezium.time.ZonedTime
 //! interval -> int64 io.debezium.time.MicroDuration
+//! bit(1), varbit(1) -> boolean   bit(n), varbit(n) -> bytes io.debezium.data.Bits {length}
+//! point -> struct io.debezium.data.geometry.Point {x, y, wkb, srid}
+//! tsvector -> string io.debezium.data.Tsvector   hstore -> string io.debezium.data.Json
+//! ltree -> string io.debezium.data.Ltree          citext, isbn -> string
+//! a domain -> what its base type becomes (the caller passes the base type, see ColumnSchema)
 //! one-dimensional arrays of most of these -> array of (optional) element
 //! ```
+//!
+//! The README's "Type map" table lists every type with an example; a test checks it against
+//! [`ValueKind::of_column`] (`type_map_table_in_the_readme_matches_the_code` below).
 
 use super::config::DecimalHandling;
 use super::schema::ConnectSchema;
@@ -59,6 +67,10 @@ pub(crate) mod oid {
     pub const TSTZRANGE: u32 = 3910;
     pub const DATERANGE: u32 = 3912;
     pub const INT8RANGE: u32 = 3926;
+    pub const POINT: u32 = 600;
+    pub const BIT: u32 = 1560;
+    pub const VARBIT: u32 = 1562;
+    pub const TSVECTOR: u32 = 3614;
 
     /// The element type of the built-in array types Debezium maps.
     pub fn array_element(array_oid: u32) -> Option<u32> {
@@ -147,6 +159,16 @@ pub(crate) enum ValueKind {
         items: Box<ValueKind>,
         items_optional: bool,
     },
+    /// `bit(1)`/`varbit(1)`: a boolean from `0`/`1`.
+    BitBoolean,
+    /// `bit(n)`/`varbit(n)`: `io.debezium.data.Bits` bytes with the declared length.
+    Bits {
+        length: i32,
+    },
+    /// `point`: `io.debezium.data.geometry.Point`.
+    Point,
+    /// `hstore` (Debezium's default `hstore.handling.mode=json`): `io.debezium.data.Json` text.
+    Hstore,
     /// A type we do not map: PostgreSQL's text form as a string.
     Unmapped,
     /// `name`: Debezium declares an optional string and writes `null` for every value
@@ -251,6 +273,16 @@ fn scalar_kind(
         },
         oid::TIMETZ => K::ZonedTime,
         oid::INTERVAL => K::Interval,
+        // The bit types' modifier is their length; Debezium makes length 1 a boolean.
+        oid::BIT | oid::VARBIT if type_modifier == 1 => K::BitBoolean,
+        oid::BIT | oid::VARBIT => K::Bits {
+            length: type_modifier,
+        },
+        oid::POINT => K::Point,
+        oid::TSVECTOR => K::String {
+            logical: Some("io.debezium.data.Tsvector"),
+        },
+        // Extension types have no fixed OID: they are known by name.
         _ => match (enum_values, type_name) {
             (Some(labels), _) => K::Enum {
                 allowed: labels.join(","),
@@ -259,6 +291,7 @@ fn scalar_kind(
             (None, "ltree") => K::String {
                 logical: Some("io.debezium.data.Ltree"),
             },
+            (None, "hstore") => K::Hstore,
             _ => return None,
         },
     })
@@ -278,11 +311,13 @@ impl ValueKind {
             );
         };
         // Debezium leaves out the JDBC driver's "unsupported" array types (interval[], money[],
-        // xml[], name[], ...): only the ones mapped below get an array schema.
+        // xml[], name[], varbit[], point[], ...): only the ones mapped below get an array schema.
+        // An array type is named `_<element>`: that names an extension's element type.
+        let element_name = column.type_name.strip_prefix('_').unwrap_or("");
         let element = scalar_kind(
             element_oid,
             column.type_modifier,
-            "",
+            element_name,
             column.enum_values.as_deref(),
             decimals,
         )?;
@@ -308,7 +343,8 @@ impl ValueKind {
                 | ValueKind::TimestampMicros
                 | ValueKind::ZonedTimestamp { .. }
                 | ValueKind::ZonedTime
-        ) && !matches!(element_oid, oid::NAME | oid::XML);
+                | ValueKind::Hstore
+        ) && !matches!(element_oid, oid::NAME | oid::XML | oid::TSVECTOR);
         if !supported {
             return None;
         }
@@ -372,6 +408,23 @@ impl ValueKind {
             }
             ValueKind::ZonedTime => S::logical("string", "io.debezium.time.ZonedTime"),
             ValueKind::Interval => S::logical("int64", "io.debezium.time.MicroDuration"),
+            ValueKind::BitBoolean => S::primitive("boolean"),
+            ValueKind::Bits { length } => S::logical("bytes", "io.debezium.data.Bits")
+                .with_parameter("length", length.to_string()),
+            ValueKind::Point => ConnectSchema {
+                doc: Some("Geometry (POINT)"),
+                ..S::structure(
+                    Some("io.debezium.data.geometry.Point".into()),
+                    vec![
+                        ("x".into(), S::primitive("double")),
+                        ("y".into(), S::primitive("double")),
+                        ("wkb".into(), S::primitive("bytes").optional()),
+                        ("srid".into(), S::primitive("int32").optional()),
+                    ],
+                )
+                .with_version(1)
+            },
+            ValueKind::Hstore => S::logical("string", "io.debezium.data.Json"),
             ValueKind::Array {
                 items,
                 items_optional,
@@ -390,7 +443,12 @@ impl ValueKind {
     /// non-key columns of a key-only old tuple): the type's "zero".
     pub fn fallback_json(&self) -> String {
         match self {
-            ValueKind::Boolean => "false".into(),
+            ValueKind::Boolean | ValueKind::BitBoolean => "false".into(),
+            ValueKind::Bits { .. } => "\"\"".into(),
+            ValueKind::Point => {
+                r#"{"x":0.0,"y":0.0,"wkb":"AQEAAAAAAAAAAAAAAAAAAAAAAAAA","srid":null}"#.into()
+            }
+            ValueKind::Hstore => r#""{}""#.into(),
             ValueKind::Int16
             | ValueKind::Int32
             | ValueKind::Int64
@@ -471,7 +529,7 @@ mod tests {
             })
         );
         assert_eq!(kind(1187, -1), None); // interval[]: Debezium leaves it out
-        assert_eq!(kind(600, -1), None); // point: not mapped here
+        assert_eq!(kind(603, -1), None); // box: Debezium 3.6.1 leaves it out too
     }
 
     #[test]
@@ -488,5 +546,41 @@ mod tests {
             .to_json(),
             r#"{"type":"string","optional":false,"name":"io.debezium.data.Enum","version":1,"parameters":{"allowed":"sad,ok,happy"}}"#
         );
+    }
+
+    /// The README's "Type map" table: each row's schema type and semantic name are what the
+    /// code writes for a column of that `typname`, OID and typmod.
+    #[test]
+    fn type_map_table_in_the_readme_matches_the_code() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("\n## Type map\n")
+            .nth(1)
+            .expect("README has a Type map section");
+        let rows: Vec<Vec<&str>> = section
+            .lines()
+            .skip_while(|line| !line.starts_with("| PostgreSQL type"))
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| line.trim_matches('|').split(" | ").map(str::trim).collect())
+            .collect();
+        assert!(rows.len() > 30, "{} rows", rows.len());
+        let unquote = |cell: &str| cell.trim_matches('`').to_string();
+        for row in rows {
+            let (type_name, type_oid, type_modifier) = (unquote(row[1]), row[2], row[3]);
+            let mut column = ColumnSchema {
+                type_modifier: type_modifier.parse().unwrap(),
+                ..ColumnSchema::new("c", type_oid.parse().unwrap(), &type_name, false)
+            };
+            if type_name == "mood" {
+                column.enum_values = Some(vec!["sad".into(), "happy".into()]);
+            }
+            let kind = ValueKind::of_column(&column, DecimalHandling::Precise)
+                .unwrap_or(ValueKind::Unmapped);
+            let schema: serde_json::Value = serde_json::from_str(&kind.schema().to_json()).unwrap();
+            assert_eq!(schema["type"], unquote(row[4]).as_str(), "{}", row[0]);
+            let name = schema["name"].as_str().unwrap_or_default();
+            assert_eq!(name, unquote(row[5]), "{}", row[0]);
+        }
     }
 }

@@ -148,6 +148,7 @@ impl LogicalMessageEnvelopeBuilder {
             topic: self.topic.clone(),
             key: Some(key),
             value: Some(value),
+            unconvertible: Vec::new(),
         }
     }
 

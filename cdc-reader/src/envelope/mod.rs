@@ -18,7 +18,7 @@
 //! Files, in reading order:
 //! - [`table`]: the input types; [`config`]: the options (Debezium's names).
 //! - `kind`: which Kafka Connect type each PostgreSQL type becomes; `value`: converting a value;
-//!   `decimal`, `temporal`, `array`: the formats behind it; `default_value`: column DEFAULTs.
+//!   `decimal`, `temporal`, `array`, `extra_types` (bits, point, hstore): the formats behind it; `default_value`: column DEFAULTs.
 //! - `schema`: Kafka Connect schemas as JSON text; [`source`]: the `source` block.
 //! - [`builder`]: the events; `message`: logical decoding messages (`op: "m"`).
 //! - `json`: writing JSON exactly as Jackson does.
@@ -29,6 +29,7 @@ pub mod config;
 mod decimal;
 mod default_value;
 pub mod error;
+mod extra_types;
 mod json;
 mod kind;
 pub mod message;
@@ -40,7 +41,7 @@ mod value;
 
 pub use builder::{EnvelopeRecord, ProcessingTime, TableEnvelopeBuilder};
 pub use config::{DecimalHandling, EnvelopeConfig, UnknownTypeHandling, DEBEZIUM_VERSION};
-pub use error::{EnvelopeError, SchemaWarning};
+pub use error::{EnvelopeError, SchemaWarning, UnconvertibleValue};
 pub use message::{logical_message, LogicalMessageEnvelopeBuilder};
 pub use source::{SnapshotMarker, SourcePosition, TransactionBlock};
 pub use table::{CellValue, ColumnSchema, TableSchema};

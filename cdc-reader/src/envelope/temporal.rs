@@ -30,9 +30,11 @@ const MICROS_PER_SECOND: i64 = 1_000_000;
 const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 
 /// A `timestamp`/`timestamptz` value: microseconds since 1970-01-01T00:00Z, or an infinity.
+/// (i128: PostgreSQL's last timestamp, 294276 AD, is beyond an i64 of microseconds once its
+/// time zone offset is applied, and Debezium's arithmetic on it must be reproduced.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TimestampValue {
-    Micros(i64),
+    Micros(i128),
     PositiveInfinity,
     NegativeInfinity,
 }
@@ -155,9 +157,7 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<TimestampValue> {
     let (body, bc) = split_era(text);
     let (date, clock) = body.split_once(' ')?;
     let days = parse_ymd(date, bc)?;
-    let micros = days
-        .checked_mul(MICROS_PER_DAY)?
-        .checked_add(parse_clock(clock)?)?;
+    let micros = i128::from(days) * i128::from(MICROS_PER_DAY) + i128::from(parse_clock(clock)?);
     Some(TimestampValue::Micros(micros))
 }
 
@@ -172,11 +172,9 @@ pub(crate) fn parse_timestamptz(text: &str) -> Option<TimestampValue> {
     let (date, clock_and_offset) = body.split_once(' ')?;
     let (clock, offset) = split_offset(clock_and_offset)?;
     let days = parse_ymd(date, bc)?;
-    let local = days
-        .checked_mul(MICROS_PER_DAY)?
-        .checked_add(parse_clock(clock)?)?;
+    let local = i128::from(days) * i128::from(MICROS_PER_DAY) + i128::from(parse_clock(clock)?);
     Some(TimestampValue::Micros(
-        local.checked_sub(parse_offset(offset)? * MICROS_PER_SECOND)?,
+        local - i128::from(parse_offset(offset)?) * i128::from(MICROS_PER_SECOND),
     ))
 }
 
@@ -185,10 +183,31 @@ pub(crate) fn micros_to_millis(micros: i64) -> i64 {
     micros.div_euclid(1000)
 }
 
+/// The value as a millisecond epoch number (Debezium's `io.debezium.time.Timestamp`): exact
+/// for every finite timestamp, the sentinels for the infinities.
+pub(crate) fn timestamp_millis(value: TimestampValue) -> i64 {
+    match value {
+        TimestampValue::Micros(micros) => micros.div_euclid(1000) as i64,
+        infinity => micros_to_millis(timestamp_micros(infinity)),
+    }
+}
+
 /// The value as a microsecond epoch number (`infinity` as the JDBC driver's sentinel).
+///
+/// Debezium computes it as Java's `TimeUnit.SECONDS.toMicros(epochSecond) + nanos / 1000`: the
+/// first part saturates at `Long.MAX_VALUE`/`MIN_VALUE`, the addition then wraps. So the last
+/// microsecond of 294276 AD becomes `-9223372036853775810`, and so does ours.
 pub(crate) fn timestamp_micros(value: TimestampValue) -> i64 {
     match value {
-        TimestampValue::Micros(micros) => micros,
+        TimestampValue::Micros(micros) => {
+            let seconds = micros.div_euclid(i128::from(MICROS_PER_SECOND));
+            let fraction = micros.rem_euclid(i128::from(MICROS_PER_SECOND)) as i64;
+            let seconds =
+                i64::try_from(seconds).unwrap_or(if seconds < 0 { i64::MIN } else { i64::MAX });
+            seconds
+                .saturating_mul(MICROS_PER_SECOND)
+                .wrapping_add(fraction)
+        }
         TimestampValue::PositiveInfinity => POSITIVE_INFINITY_MICROS,
         TimestampValue::NegativeInfinity => NEGATIVE_INFINITY_MICROS,
     }
@@ -197,7 +216,7 @@ pub(crate) fn timestamp_micros(value: TimestampValue) -> i64 {
 /// Writes a UTC instant as Debezium's ZonedTimestamp: ISO-8601 with `Z`, and exactly
 /// `fraction_digits` fraction digits when that is 1..=9, else only the digits needed.
 #[cfg(test)]
-pub(crate) fn format_zoned_timestamp(micros: i64, fraction_digits: u32) -> String {
+pub(crate) fn format_zoned_timestamp(micros: i128, fraction_digits: u32) -> String {
     let mut out = Vec::with_capacity(32);
     write_zoned_timestamp(&mut out, micros, fraction_digits);
     String::from_utf8(out).unwrap_or_default()
@@ -205,9 +224,9 @@ pub(crate) fn format_zoned_timestamp(micros: i64, fraction_digits: u32) -> Strin
 
 /// Appends a UTC instant as Debezium's ZonedTimestamp (quotes not included): ISO-8601 with
 /// `Z`, exactly `fraction_digits` fraction digits when that is 1..=9, else only those needed.
-pub(crate) fn write_zoned_timestamp(out: &mut Vec<u8>, micros: i64, fraction_digits: u32) {
-    let days = micros.div_euclid(MICROS_PER_DAY);
-    let time_of_day = micros.rem_euclid(MICROS_PER_DAY);
+pub(crate) fn write_zoned_timestamp(out: &mut Vec<u8>, micros: i128, fraction_digits: u32) {
+    let days = micros.div_euclid(i128::from(MICROS_PER_DAY)) as i64;
+    let time_of_day = micros.rem_euclid(i128::from(MICROS_PER_DAY)) as i64;
     let (year, month, day) = civil_from_days(days);
     write_iso_year(out, year);
     out.push(b'-');

@@ -13,6 +13,7 @@
 
 use super::array::parse_array;
 use super::decimal::{parse_decimal, parse_numeric, DecimalText, NumericValue};
+use super::extra_types;
 use super::json;
 use super::kind::ValueKind;
 use super::temporal::{self, TimestampValue};
@@ -102,10 +103,7 @@ pub(crate) fn write_value(kind: &ValueKind, text: &str, out: &mut Vec<u8>) -> Re
             json::write_i64(out, temporal::timestamp_micros(timestamp(text)?))
         }
         ValueKind::TimestampMillis => {
-            json::write_i64(
-                out,
-                temporal::micros_to_millis(temporal::timestamp_micros(timestamp(text)?)),
-            );
+            json::write_i64(out, temporal::timestamp_millis(timestamp(text)?));
         }
         ValueKind::ZonedTimestamp { fraction_digits } => {
             match temporal::parse_timestamptz(text)
@@ -133,6 +131,20 @@ pub(crate) fn write_value(kind: &ValueKind, text: &str, out: &mut Vec<u8>) -> Re
                     .ok_or("expected an interval like 1 day 02:00:00")?,
             );
         }
+        ValueKind::BitBoolean => {
+            let value: &[u8] = if extra_types::bit_boolean(text)? {
+                b"true"
+            } else {
+                b"false"
+            };
+            out.extend_from_slice(value);
+        }
+        ValueKind::Bits { .. } => json::write_base64(out, &extra_types::bits_bytes(text)?),
+        ValueKind::Point => {
+            let (x, y) = extra_types::parse_point(text)?;
+            extra_types::write_point(out, x, y);
+        }
+        ValueKind::Hstore => extra_types::write_hstore_json(out, text)?,
         ValueKind::Array { items, .. } => {
             out.push(b'[');
             for (index, element) in parse_array(text)?.iter().enumerate() {
@@ -453,6 +465,106 @@ mod tests {
         );
         assert!(write_value(&ValueKind::Int32, "12x", &mut Vec::new()).is_err());
         assert!(write_value(&ValueKind::Float64, "nan", &mut Vec::new()).is_err());
+    }
+
+    /// Range ends and special values, expected values from
+    /// conformance/debezium/special_values.jsonl (Debezium 3.6.1).
+    #[test]
+    fn range_ends_as_debezium_writes_them() {
+        let variable = ValueKind::VariableScaleDecimal;
+        assert_eq!(json_of(&variable, "-0"), r#"{"scale":0,"value":"AA=="}"#);
+        let decimal = ValueKind::Decimal {
+            scale: 2,
+            precision: Some(10),
+            money: false,
+        };
+        assert_eq!(json_of(&decimal, "-0.00"), "\"AA==\"");
+        assert_eq!(json_of(&decimal, "99999999.99"), "\"AlQL4/8=\"");
+        assert_eq!(json_of(&ValueKind::Float64, "-0"), "-0.0");
+        assert_eq!(json_of(&ValueKind::Float32, "-0"), "-0.0");
+        assert_eq!(json_of(&ValueKind::Date, "4713-11-24 BC"), "-2440222");
+        assert_eq!(json_of(&ValueKind::Date, "5874897-12-31"), "2145042905");
+        assert_eq!(json_of(&ValueKind::Date, "0044-03-15 BC"), "-735160");
+        assert_eq!(
+            json_of(&ValueKind::TimestampMicros, "4713-11-24 00:00:00 BC"),
+            "-210835180800000000"
+        );
+        // Java's saturating-then-wrapping arithmetic, reproduced.
+        assert_eq!(
+            json_of(&ValueKind::TimestampMicros, "294276-12-31 23:59:59.999999"),
+            "-9223372036853775810"
+        );
+        let zoned = ValueKind::ZonedTimestamp { fraction_digits: 6 };
+        assert_eq!(
+            json_of(&zoned, "294276-12-31 23:59:59.999999+00"),
+            "\"+294276-12-31T23:59:59.999999Z\""
+        );
+        assert_eq!(
+            json_of(&zoned, "4713-11-24 00:00:00+00 BC"),
+            "\"-4712-11-24T00:00:00.000000Z\""
+        );
+        assert_eq!(json_of(&ValueKind::TimeMicros, "24:00:00"), "86400000000");
+        assert_eq!(
+            json_of(&ValueKind::ZonedTime, "24:00:00+00"),
+            "\"00:00:00Z\""
+        );
+        assert_eq!(
+            json_of(&ValueKind::ZonedTime, "23:59:59.999999-15:59"),
+            "\"15:58:59.999999Z\""
+        );
+        assert_eq!(
+            json_of(&ValueKind::Interval, "178000000 years"),
+            "9223372036854775807"
+        );
+        assert_eq!(
+            json_of(&ValueKind::Interval, "-178000000 years"),
+            "-9223372036854775808"
+        );
+        let money = ValueKind::Decimal {
+            scale: 2,
+            precision: None,
+            money: true,
+        };
+        assert_eq!(
+            json_of(&money, "$92,233,720,368,547,758.07"),
+            "\"f/////////8=\""
+        );
+        assert_eq!(
+            json_of(&money, "-$92,233,720,368,547,758.08"),
+            "\"gAAAAAAAAAA=\""
+        );
+    }
+
+    /// Values Debezium cannot write (it logs a warning and leaves the field null, or stops):
+    /// an error here, which the builder turns into a null field and a warning.
+    #[test]
+    fn values_without_a_debezium_form_are_errors_not_panics() {
+        let decimal = ValueKind::Decimal {
+            scale: 2,
+            precision: Some(10),
+            money: false,
+        };
+        let numeric_array = ValueKind::Array {
+            items: Box::new(ValueKind::VariableScaleDecimal),
+            items_optional: true,
+        };
+        let int_array = ValueKind::Array {
+            items: Box::new(ValueKind::Int32),
+            items_optional: true,
+        };
+        for (kind, text) in [
+            (&ValueKind::VariableScaleDecimal, "NaN"),
+            (&ValueKind::VariableScaleDecimal, "Infinity"),
+            (&decimal, "NaN"),
+            (&numeric_array, "{1.5,NaN}"),
+            (&int_array, "{{1,2},{3,4}}"),
+            (
+                &ValueKind::Interval,
+                "2147483647 days 2562047788:00:54.775807",
+            ),
+        ] {
+            assert!(write_value(kind, text, &mut Vec::new()).is_err(), "{text}");
+        }
     }
 
     #[test]
