@@ -27,6 +27,9 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
+/// The flags (long name, value) a converted key becomes, or why its value cannot be honoured.
+pub type Converted = Result<Vec<(&'static str, Option<String>)>, String>;
+
 /// A key of the configuration and how the reader takes it.
 #[derive(Debug, Clone, Copy)]
 pub enum KeyRule {
@@ -37,7 +40,7 @@ pub enum KeyRule {
     /// A boolean: `false` sets this flag (`tombstones.on.delete=false` -> `--no-tombstones`).
     FlagWhenFalse(&'static str),
     /// The value, translated: flags, or why it cannot be honoured.
-    Convert(fn(&str) -> Result<Vec<(&'static str, Option<String>)>, String>),
+    Convert(fn(&str) -> Converted),
     /// Only these values are possible: what the reader does anyway (Debezium's default, or
     /// the only value that fits). Any other value is unsupported.
     OnlyValues(&'static [&'static str]),
@@ -398,14 +401,14 @@ fn milliseconds(value: &str) -> Result<u64, String> {
         .map_err(|_| format!("`{value}` is not a number of milliseconds"))
 }
 
-fn status_interval(value: &str) -> Result<Vec<(&'static str, Option<String>)>, String> {
+fn status_interval(value: &str) -> Converted {
     Ok(vec![(
         "status-interval",
         Some(format!("{}ms", milliseconds(value)?)),
     )])
 }
 
-fn heartbeat_interval(value: &str) -> Result<Vec<(&'static str, Option<String>)>, String> {
+fn heartbeat_interval(value: &str) -> Converted {
     let ms = milliseconds(value)?;
     Ok(if ms == 0 {
         Vec::new() // Debezium's 0: no heartbeats, the reader's default
@@ -414,15 +417,17 @@ fn heartbeat_interval(value: &str) -> Result<Vec<(&'static str, Option<String>)>
     })
 }
 
-fn snapshot_mode(value: &str) -> Result<Vec<(&'static str, Option<String>)>, String> {
+fn snapshot_mode(value: &str) -> Converted {
     let mode = match value.trim().to_ascii_lowercase().as_str() {
         "initial" => "initial",
         "always" => "always",
         "no_data" | "never" => "no-data",
         "initial_only" => "initial-only",
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "snapshot mode `{other}` is not supported (initial, always, no_data, initial_only are)"
-        )),
+        ))
+        }
     };
     Ok(vec![("snapshot-mode", Some(mode.to_string()))])
 }
@@ -471,20 +476,15 @@ fn apply_rule(
         },
         OnlyValues(values) => {
             if !values.iter().any(|v| v.eq_ignore_ascii_case(value.trim())) {
-                let allowed: Vec<String> = values
-                    .iter()
-                    .map(|v| {
-                        if v.is_empty() {
-                            "empty".to_string()
-                        } else {
-                            format!("`{v}`")
-                        }
-                    })
-                    .collect();
-                refuse(format!(
-                    "cdc-reader only does {} here",
-                    allowed.join(" or ")
-                ));
+                if values == [""] {
+                    refuse("not supported by cdc-reader (leave it unset)".into());
+                } else {
+                    let allowed: Vec<String> = values.iter().map(|v| format!("`{v}`")).collect();
+                    refuse(format!(
+                        "cdc-reader supports only {} here",
+                        allowed.join(" or ")
+                    ));
+                }
             }
         }
         Grouped | Ignored(_) => {}
@@ -1082,6 +1082,40 @@ mod tests {
             ConfigFormat::detect(Path::new("x.conf"), "a=b"),
             ConfigFormat::Properties
         );
+    }
+
+    #[test]
+    fn the_sample_configurations_translate_and_parse() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../conformance/debezium-configs"
+        );
+        for file in ["shop-unwrap.json", "shop-routed.properties"] {
+            let path = Path::new(dir).join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let config = parse(file, &text, ConfigFormat::detect(&path, &text)).unwrap();
+            let flags = translate(file, &config).unwrap();
+            let argv = merged_argv(
+                &ReaderArgs::command(),
+                &["cdc-reader".into()],
+                &flags,
+                |_| false,
+            );
+            let args = ReaderArgs::try_parse_from(&argv).unwrap();
+            assert!(args.unwrap, "{file}");
+            assert_eq!(args.topic_prefix, "shop");
+            assert_eq!(
+                args.database.database_url,
+                "postgres://playground:playground@127.0.0.1:55432/playground"
+            );
+            if file.ends_with(".properties") {
+                assert_eq!(
+                    args.route_topic_regex.as_deref(),
+                    Some(r"shop\.public\.(.*)")
+                );
+                assert_eq!(args.unwrap_add_headers, "op,table");
+            }
+        }
     }
 
     #[test]
