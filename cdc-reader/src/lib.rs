@@ -15,12 +15,16 @@
 //!   │ heartbeat                 heartbeat records
 //!   │ transaction_metadata      BEGIN/END records (--provide-transaction-metadata)
 //!   │ envelope                  Debezium's envelope JSON: key, value, schema (pure)
+//!   │ transforms                Debezium's SMTs: --unwrap (the row alone), --route-* (pure)
 //!   │ sink                      Kafka (idempotent producer) or stdout, with acknowledgements
 //!   │ delivery                  which LSN is safe to confirm: everything before it is acked
 //!   │ stream                    the loop that ties them together
 //!   ▼ reader                    setup and shutdown around the loop
 //! Kafka topics dbserver1.<schema>.<table>
 //! ```
+//!
+//! `debezium_config` turns a Debezium connector configuration (`--debezium-config FILE`) into
+//! these flags.
 //!
 //! Two binaries: `cdc-reader` (`src/main.rs`, the reader) and `topic-peek` (`src/bin/`, a
 //! learner's look into Kafka: topics with record counts, or the newest records of one).
@@ -33,6 +37,7 @@ pub mod catalog;
 pub mod changes;
 pub mod config;
 pub mod conformance;
+pub mod debezium_config;
 pub mod delivery;
 pub mod envelope;
 pub mod heartbeat;
@@ -45,6 +50,7 @@ pub mod sink;
 pub mod snapshot;
 pub mod stream;
 pub mod transaction_metadata;
+pub mod transforms;
 
 /// Everything that stops the reader, each with what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -73,4 +79,6 @@ pub enum ReaderError {
     Tracker(#[from] delivery::TrackerError),
     #[error("replication stream: {0}")]
     Stream(String),
+    #[error(transparent)]
+    Transforms(#[from] transforms::TransformConfigError),
 }

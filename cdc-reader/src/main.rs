@@ -6,12 +6,17 @@
 
 use anyhow::Context;
 use cdc_reader::config::ReaderArgs;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     db::init_tracing();
-    let args = ReaderArgs::parse();
+    // `--debezium-config FILE`: the file's keys become flags in front of the user's own.
+    let argv = cdc_reader::debezium_config::load_into_argv(
+        &ReaderArgs::command(),
+        std::env::args_os().collect(),
+    )?;
+    let args = ReaderArgs::parse_from(argv);
     // Listen for signals before anything else: a signal that arrives during setup (slot,
     // snapshot) is kept and stops the reader as soon as it streams. (A process started in the
     // background of a script inherits SIGINT as ignored; installing the handler undoes that.)

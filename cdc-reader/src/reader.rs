@@ -18,9 +18,11 @@ use crate::replication::connection::{ConnectionTarget, ReplicationConnection};
 use crate::replication::slot::{self, PublishedTables};
 use crate::sink::kafka::{KafkaSink, KafkaSinkConfig};
 use crate::sink::stdout::StdoutSink;
+use crate::sink::transforming::TransformingSink;
 use crate::sink::Sink;
 use crate::snapshot;
 use crate::stream::{Stream, StreamEnd, StreamSettings, StreamStats};
+use crate::transforms::TransformChain;
 use crate::ReaderError;
 
 /// What a run did, for the last log line.
@@ -115,20 +117,22 @@ pub async fn run(
     args: ReaderArgs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<RunSummary, ReaderError> {
+    let transforms = TransformChain::from_args(&args)?;
     match args.sink {
         SinkKind::Kafka => {
             check_kafka(&args.kafka_bootstrap_servers)?;
-            let mut sink = KafkaSink::new(KafkaSinkConfig {
+            let sink = KafkaSink::new(KafkaSinkConfig {
                 bootstrap_servers: args.kafka_bootstrap_servers.clone(),
                 partitions: args.topic_partitions,
                 replication_factor: args.topic_replication_factor,
                 compression: args.kafka_compression.clone(),
                 properties: args.kafka_properties.clone(),
             })?;
+            let mut sink = TransformingSink::new(sink, transforms); // --unwrap, --route-*
             run_with_sink(&args, &mut sink, shutdown).await
         }
         SinkKind::Stdout => {
-            let mut sink = StdoutSink::new(args.pretty);
+            let mut sink = TransformingSink::new(StdoutSink::new(args.pretty), transforms);
             run_with_sink(&args, &mut sink, shutdown).await
         }
     }
