@@ -240,10 +240,10 @@ impl Retrier {
                 if now.duration_since(since) > self.policy.slot_busy_grace {
                     return Err(GiveUp::SlotStaysBusy);
                 }
+                let waited = Duration::from_millis(now.duration_since(since).as_millis() as u64);
                 format!(
                     "the server to let go of the slot (the walsender of the lost connection has not \
-                     exited yet; waited {:?} of at most {:?})",
-                    now.duration_since(since),
+                     exited yet; waited {waited:?} of at most {:?})",
                     self.policy.slot_busy_grace
                 )
             }
