@@ -57,6 +57,9 @@ pub enum CatalogError {
     Lost(String),
 }
 
+/// The catalog connection's `application_name` (unless the URL sets one).
+pub const APPLICATION_NAME: &str = "cdc-reader catalog";
+
 /// An ordinary (non-replication) SQL connection for catalog look-ups.
 pub struct Catalog {
     client: Client,
@@ -109,12 +112,19 @@ impl Catalog {
             .keepalives_idle(Duration::from_secs(10))
             .keepalives_interval(Duration::from_secs(5))
             .keepalives_retries(3);
+        if config.get_application_name().is_none() {
+            config.application_name(APPLICATION_NAME); // what pg_stat_activity shows
+        }
         #[cfg(target_os = "linux")]
         config.tcp_user_timeout(timeout);
         let (client, connection) = config.connect(NoTls).await.map_err(connect_error)?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                tracing::warn!(%error, "catalog connection closed");
+                let reason = error
+                    .as_db_error()
+                    .map(|db| format!("{}: {}", db.code().code(), db.message()))
+                    .unwrap_or_else(|| error.to_string());
+                tracing::warn!(%reason, "the catalog connection closed (the reader starts a new session with a new one when it next needs it)");
             }
         });
         Ok(Catalog { client })

@@ -160,8 +160,11 @@ pub fn retry_policy(args: &ReaderArgs) -> RetryPolicy {
 #[derive(Debug, Default)]
 struct RunState {
     /// The first session got through the one-time checks (wal_level, publication, state
-    /// table): later sessions skip them, and a busy slot is then most likely our old walsender.
+    /// table): later sessions skip them.
     prepared: bool,
+    /// A replication connection of this run held the slot (created it, or streamed from it):
+    /// a busy slot is then most likely our own old walsender, not another reader.
+    held_slot: bool,
     /// This run streamed from the slot (or finished a snapshot on it): a missing slot now
     /// means somebody dropped it.
     slot_in_use: bool,
@@ -213,7 +216,7 @@ pub async fn run_with_sink<S: Sink>(
             Ok(end) => break Ok(end),
             Err(error) => error,
         };
-        match retrier.decide(&error, state.prepared, Instant::now()) {
+        match retrier.decide(&error, state.held_slot, Instant::now()) {
             Ok(wait) => {
                 tracing::warn!(
                     attempt = wait.attempt,
@@ -359,6 +362,7 @@ async fn session<S: Sink, F: std::future::Future<Output = ()>>(
             }
             let created = slot::create_slot(&mut connection, &args.slot_name, snapshots).await?;
             state.created_slot = true;
+            state.held_slot = true;
             tracing::info!(slot = %args.slot_name, consistent_point = %created.consistent_point, "created the slot");
             (
                 created.consistent_point,
@@ -421,6 +425,7 @@ async fn session<S: Sink, F: std::future::Future<Output = ()>>(
         .await
         .map_err(explain)?;
     state.slot_in_use = true;
+    state.held_slot = true;
     tracing::info!(slot = %args.slot_name, publication = %args.publication_name, from = %start, "streaming");
 
     let mut stream = Stream::new(sink, acks, &mut translator, tracker, settings);

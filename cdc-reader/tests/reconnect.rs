@@ -10,6 +10,7 @@
 //! scripts/stack restart postgres immediate   connections cut without a word, crash recovery
 //! scripts/stack crash postgres               kill -9 the postmaster, crash recovery
 //! pg_terminate_backend(walsender)            an operator ends the replication connection
+//! pg_terminate_backend(catalog connection)   noticed at the next Relation message (ALTER TABLE)
 //! kill -STOP walsender                       a silent connection: no frame, no keepalive answer,
 //!                                            until --connection-timeout; the frozen walsender
 //!                                            holds the slot until it is woken (SIGCONT)
@@ -239,6 +240,23 @@ async fn the_reader_rides_out_restarts_a_crash_a_killed_and_a_frozen_walsender()
     assert!(ended);
     pool.close().await;
     wait_until_recovered(&url, slot, &inserted, "pg_terminate_backend").await;
+
+    // The catalog connection alone: the next Relation message (after an ALTER TABLE) needs it.
+    let pool = db::connect(&url, 1).await.unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+    )
+    .bind(cdc_reader::catalog::APPLICATION_NAME)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(ended, [true], "one catalog connection");
+    sqlx::query("ALTER TABLE orders ADD COLUMN note text")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    wait_until_recovered(&url, slot, &inserted, "a lost catalog connection").await;
 
     // Frozen: the TCP connection stays up, nothing comes through it.
     let pool = db::connect(&url, 1).await.unwrap();
