@@ -156,6 +156,18 @@ async fn wait_until_recovered(url: &str, slot: &str, inserted: &AtomicI64, what:
     }
 }
 
+/// The reader process; killed if the test fails before it stops it (it would retry forever).
+struct ReaderProcess(Option<Child>);
+
+impl Drop for ReaderProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn spawn_reader(
     stack: &PrivateStack,
     url: &str,
@@ -203,7 +215,7 @@ async fn the_reader_rides_out_restarts_a_crash_a_killed_and_a_frozen_walsender()
     let slot = "reconnect_slot";
     let prefix = "reconnect";
     let log = stack.dir().join("cdc-reader.log");
-    let mut reader = spawn_reader(&stack, &url, slot, prefix, &log);
+    let mut reader = ReaderProcess(Some(spawn_reader(&stack, &url, slot, prefix, &log)));
     {
         let pool = db::connect(&url, 1).await.unwrap();
         common::wait_until_streaming(&pool, slot).await;
@@ -316,8 +328,9 @@ async fn the_reader_rides_out_restarts_a_crash_a_killed_and_a_frozen_walsender()
         "rows missing from the topic: {missing:?}\nreader log:\n{text}"
     );
 
+    let child = reader.0.as_mut().expect("the reader process");
     assert!(
-        reader.try_wait().unwrap().is_none(),
+        child.try_wait().unwrap().is_none(),
         "the reader exited:\n{text}"
     );
     eprintln!("reader log:\n{text}");
@@ -327,16 +340,17 @@ async fn the_reader_rides_out_restarts_a_crash_a_killed_and_a_frozen_walsender()
         "one retry line per fault at least, got {retries}:\n{text}"
     );
     assert!(text.contains("waiting for"), "{text}");
+    let child = reader.0.take().expect("the reader process");
     assert!(Command::new("kill")
-        .args(["-TERM", &reader.id().to_string()])
+        .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap()
         .success());
-    let status = tokio::task::spawn_blocking(move || reader.wait())
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
         .unwrap()
         .unwrap();
-    assert!(status.success(), "exit status {status:?}");
+    assert!(status.status.success(), "exit status {:?}", status.status);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
