@@ -237,6 +237,26 @@ pub struct ReaderArgs {
     /// variables given here win. A key the reader does not support stops the start.
     #[arg(long, env = "CDC_DEBEZIUM_CONFIG")]
     pub debezium_config: Option<std::path::PathBuf>,
+    // ---- Riding out PostgreSQL restarts (see retry.rs); keep these flags together. ----
+    /// Treat a connection to PostgreSQL as dead when nothing arrives for this long (the reader
+    /// asks the server for a reply every --status-interval), or a login takes longer. Like
+    /// PostgreSQL's wal_sender_timeout, which drops a silent reader on the server's side.
+    #[arg(long, env = "CDC_CONNECTION_TIMEOUT", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub connection_timeout: Duration,
+
+    /// Reconnect attempts in a row before giving up on a lost connection (Debezium's
+    /// `errors.max.retries`): -1 = unlimited, 0 = stop at the first error.
+    #[arg(long, env = "CDC_MAX_RETRIES", default_value_t = -1, allow_negative_numbers = true)]
+    pub max_retries: i64,
+
+    /// The wait before the first reconnect attempt; doubled at each further attempt.
+    #[arg(long, env = "CDC_RETRY_BACKOFF", value_parser = humantime::parse_duration, default_value = "100ms")]
+    pub retry_backoff: Duration,
+
+    /// The longest wait between reconnect attempts (Debezium's
+    /// `retriable.restart.connector.wait.ms`, 10 s).
+    #[arg(long, env = "CDC_RETRY_BACKOFF_MAX", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub retry_backoff_max: Duration,
 }
 
 /// Where envelopes go.
@@ -286,6 +306,17 @@ mod tests {
         );
         assert_eq!(args.topic_prefix, "dbserver1");
         assert_eq!(args.sink, SinkKind::Kafka);
+        assert_eq!(args.connection_timeout, Duration::from_secs(60));
+        assert_eq!(
+            args.max_retries, -1,
+            "unlimited, as Debezium's errors.max.retries"
+        );
+        assert_eq!(args.retry_backoff, Duration::from_millis(100));
+        assert_eq!(args.retry_backoff_max, Duration::from_secs(10));
+        let args = ReaderArgs::try_parse_from(["cdc-reader", "--max-retries", "-1"]).unwrap();
+        assert_eq!(args.max_retries, -1);
+        let args = ReaderArgs::try_parse_from(["cdc-reader", "--max-retries", "3"]).unwrap();
+        assert_eq!(args.max_retries, 3);
     }
 
     #[test]

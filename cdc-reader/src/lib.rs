@@ -19,7 +19,8 @@
 //!   │ sink                      Kafka (idempotent producer) or stdout, with acknowledgements
 //!   │ delivery                  which LSN is safe to confirm: everything before it is acked
 //!   │ stream                    the loop that ties them together
-//!   ▼ reader                    setup and shutdown around the loop
+//!   │ reader                    setup and shutdown around the loop, a new session after a lost connection
+//!   ▼ retry                     which errors are worth a new connection, and the backoff
 //! Kafka topics dbserver1.<schema>.<table>
 //! ```
 //!
@@ -31,7 +32,9 @@
 //!
 //! Delivery is at-least-once: the LSN confirmed to PostgreSQL only moves past a transaction
 //! once Kafka acknowledged every record of it and of everything before it; after a crash the
-//! slot resends from there, so records after the last confirmed LSN may arrive twice.
+//! slot resends from there, so records after the last confirmed LSN may arrive twice. The same
+//! holds when PostgreSQL restarts or crashes under a running reader: it connects again with
+//! capped exponential backoff and resumes from the slot (see `retry`).
 
 pub mod catalog;
 pub mod changes;
@@ -46,6 +49,7 @@ pub mod outbox;
 pub mod pgoutput;
 pub mod reader;
 pub mod replication;
+pub mod retry;
 pub mod sink;
 pub mod snapshot;
 pub mod stream;

@@ -2,7 +2,9 @@
 //!
 //! Parses the flags (see `config.rs`), sets up logs, and runs `cdc_reader::reader::run` until
 //! SIGINT or SIGTERM. A signal stops reading, lets Kafka acknowledge what is in flight,
-//! confirms it to PostgreSQL, and exits 0.
+//! confirms it to PostgreSQL, and exits 0. A lost connection to PostgreSQL is not an exit: the
+//! reader connects again and resumes (see `retry.rs`); it exits non-zero only on an error
+//! retrying cannot fix, with the fix in the message.
 
 use anyhow::Context;
 use cdc_reader::config::ReaderArgs;
@@ -30,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
         changes = summary.stats.changes,
         records = summary.stats.records_sent,
         confirmed = %summary.stats.confirmed,
+        reconnects = summary.reconnects,
         "cdc-reader done"
     );
     Ok(())
