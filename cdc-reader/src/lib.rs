@@ -32,7 +32,6 @@
 pub mod catalog;
 pub mod changes;
 pub mod config;
-pub mod conformance;
 pub mod delivery;
 pub mod envelope;
 pub mod heartbeat;
