@@ -12,6 +12,7 @@ use clap::Parser;
 async fn main() -> anyhow::Result<()> {
     db::init_tracing();
     let args = ReaderArgs::parse();
+    db::check_args::exit_if_only_checking("cdc-reader");
     // Listen for signals before anything else: a signal that arrives during setup (slot,
     // snapshot) is kept and stops the reader as soon as it streams. (A process started in the
     // background of a script inherits SIGINT as ignored; installing the handler undoes that.)
