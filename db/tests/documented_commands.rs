@@ -297,8 +297,8 @@ fn commands_of_snippet(snippet: &str) -> Vec<String> {
             let wanted = command.starts_with("cargo run")
                 || command.starts_with("cargo test")
                 || command.starts_with("scripts/");
-            // `cargo run -p ...` names the form, not a command.
-            let generic = part.contains("-p ...");
+            // `cargo run -p ...` and `scripts/...` name the form, not a command.
+            let generic = part.contains("-p ...") || command.starts_with("scripts/...");
             (wanted && !generic).then(|| without_optional_placeholders(part))
         })
         .collect()
@@ -443,9 +443,7 @@ fn workspace_packages(root: &Path) -> BTreeMap<String, Package> {
         if let Ok(entries) = std::fs::read_dir(dir.join("src/bin")) {
             for entry in entries.flatten() {
                 let path = entry.path();
-                if path.extension().is_some_and(|e| e == "rs") {
-                    binaries.push(file_stem(&path));
-                } else if path.join("main.rs").exists() {
+                if path.extension().is_some_and(|e| e == "rs") || path.join("main.rs").exists() {
                     binaries.push(file_stem(&path));
                 }
             }
