@@ -39,7 +39,6 @@
 pub mod catalog;
 pub mod changes;
 pub mod config;
-pub mod conformance;
 pub mod debezium_config;
 pub mod delivery;
 pub mod envelope;

@@ -19,6 +19,7 @@ async fn main() -> anyhow::Result<()> {
         std::env::args_os().collect(),
     )?;
     let args = ReaderArgs::parse_from(argv);
+    db::check_args::exit_if_only_checking("cdc-reader");
     // Listen for signals before anything else: a signal that arrives during setup (slot,
     // snapshot) is kept and stops the reader as soon as it streams. (A process started in the
     // background of a script inherits SIGINT as ignored; installing the handler undoes that.)

@@ -21,82 +21,14 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use projections::{decode_outbox, BatchFold, ChangeDecoder, ChangeEvent, Decoded, Position};
-use rdkafka::message::{Headers, Message};
+use projections::{BatchFold, Position};
 use sqlx::PgPool;
 
-use crate::config::Source;
 use crate::dlq::DeadLetters;
 use crate::kafka::TopicPartition;
+use crate::record::{BatchRecord, Outcome};
 use crate::state_cache::StateCache;
 use crate::{offsets, store};
-
-/// A record of a batch, decoded (or not) as soon as it is read.
-#[derive(Debug)]
-pub struct BatchRecord {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub outcome: Outcome,
-}
-
-#[derive(Debug)]
-pub enum Outcome {
-    Change(ChangeEvent),
-    Tombstone,
-    /// Not decodable: goes to the dead-letter topic, with a copy of what arrived.
-    Poison(Poison),
-}
-
-/// A record that could not be used, as it arrived, and why.
-#[derive(Debug, Clone)]
-pub struct Poison {
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
-    pub error: String,
-}
-
-/// Decodes a Kafka record from `source`'s topic (`decoder` remembers the last CDC schema).
-pub fn decode_record<M: Message>(
-    source: Source,
-    decoder: &mut ChangeDecoder,
-    message: &M,
-) -> BatchRecord {
-    let decoded = match source {
-        Source::Cdc => decoder.decode(message.payload()),
-        Source::Outbox => {
-            let headers: Vec<(&str, Option<&[u8]>)> = message
-                .headers()
-                .map(|h| h.iter().map(|header| (header.key, header.value)).collect())
-                .unwrap_or_default();
-            decode_outbox(message.key(), message.payload(), &headers)
-        }
-    };
-    let outcome = match decoded {
-        Ok(Decoded::Change(event)) => Outcome::Change(event),
-        Ok(Decoded::Tombstone) => Outcome::Tombstone,
-        Err(error) => Outcome::Poison(Poison {
-            key: message.key().map(<[u8]>::to_vec),
-            value: message.payload().map(<[u8]>::to_vec),
-            headers: message
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            error: error.to_string(),
-        }),
-    };
-    BatchRecord {
-        topic: message.topic().to_string(),
-        partition: message.partition(),
-        offset: message.offset(),
-        outcome,
-    }
-}
 
 /// What a batch did.
 #[derive(Debug, Default, Clone)]

@@ -23,10 +23,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
 
-use crate::apply::{decode_record, Applier, BatchRecord};
+use crate::apply::Applier;
 use crate::config::ConsumerArgs;
 use crate::dlq::{dlq_topic, DeadLetters};
 use crate::kafka::{self, TopicPartition};
+use crate::record::{decode_record, BatchRecord};
 use crate::state_cache::StateCache;
 use crate::{offsets, store};
 

@@ -14,6 +14,7 @@
 //! - [`config`]: the command line (every flag with an env twin).
 //! - [`kafka`]: the Kafka clients, and why partitions are assigned by hand.
 //! - [`consume`]: the loop: lock, (replay), assign at the stored offsets, batch, apply.
+//! - [`record`]: a record of a batch, decoded once: a change, a tombstone, or poison.
 //! - [`apply`]: one batch = one transaction with its offsets: the exactly-once step.
 //! - [`store`] and [`offsets`]: the projection tables and the offset store in PostgreSQL;
 //!   [`state_cache`]: the committed order states kept in memory between batches.
@@ -26,6 +27,7 @@ pub mod consume;
 pub mod dlq;
 pub mod kafka;
 pub mod offsets;
+pub mod record;
 pub mod state_cache;
 pub mod status;
 pub mod store;
