@@ -35,7 +35,7 @@ use crate::config::ConsumerArgs;
 use crate::dlq::{dlq_topic, DeadLetters};
 use crate::kafka::{self, TopicPartition};
 use crate::projection_writer::{self, Fence};
-use crate::retry::{classify, Backoff, Failure};
+use crate::retry::{classify, Backoff, Failure, KafkaStalled};
 use crate::state_cache::StateCache;
 use crate::{offsets, store};
 
@@ -235,9 +235,9 @@ async fn session_with_claim(
                 .collect()
         })
         .clone();
-    let to_read: u64 = ends
+    let to_read: u64 = marks
         .iter()
-        .map(|(tp, end)| (end - positions.get(tp).copied().unwrap_or(0)).max(0) as u64)
+        .map(|(tp, (_, end))| (end - positions.get(tp).copied().unwrap_or(0)).max(0) as u64)
         .sum();
     tracing::info!(
         "consumer {consumer_name} (writer epoch {}): reading {} partition(s) of {topics:?}, {to_read} record(s) behind",
@@ -268,6 +268,7 @@ async fn session_with_claim(
     let mut decoder = ChangeDecoder::new();
     let batch_size = args.batch_size as usize;
     let mut next = read_batch(&consumer, args, &mut decoder, batch_size).await;
+    let mut last_delivery = Instant::now();
     loop {
         let Some(batch) = next.take() else {
             tracing::info!("stopping (Ctrl-C)");
@@ -277,9 +278,19 @@ async fn session_with_claim(
             if args.until_caught_up && caught_up(&consumer, &mut positions, &ends) {
                 return Ok(());
             }
+            if last_delivery.elapsed() > STALL_AFTER {
+                if let Some(behind) = records_waiting(&consumer, &positions) {
+                    return Err(applying(KafkaStalled {
+                        idle_seconds: last_delivery.elapsed().as_secs(),
+                        behind,
+                    }));
+                }
+                last_delivery = Instant::now();
+            }
             next = read_batch(&consumer, args, &mut decoder, batch_size).await;
             continue;
         }
+        last_delivery = Instant::now();
         let last_batch = args.until_caught_up && reaches_ends(&batch, &positions, &ends);
         let step = Instant::now();
         let mut owned_applier = applier
@@ -339,6 +350,35 @@ async fn session_with_claim(
             run.last_log = Instant::now();
         }
     }
+}
+
+/// How long the Kafka client may deliver nothing while records wait before the session is
+/// started again with a new client.
+const STALL_AFTER: Duration = Duration::from_secs(15);
+
+/// How many records the partitions hold beyond the client's fetch position (or, where it
+/// has none, the applied position); `None` when nothing waits or the broker does not answer.
+fn records_waiting(
+    consumer: &StreamConsumer,
+    positions: &BTreeMap<TopicPartition, i64>,
+) -> Option<i64> {
+    let mut client: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    if let Ok(list) = consumer.position() {
+        for element in list.elements() {
+            if let Offset::Offset(offset) = element.offset() {
+                client.insert((element.topic().to_string(), element.partition()), offset);
+            }
+        }
+    }
+    let mut behind = 0;
+    for (tp, applied) in positions {
+        let (_, high) = consumer
+            .fetch_watermarks(&tp.0, tp.1, Duration::from_secs(2))
+            .ok()?;
+        let position = client.get(tp).copied().unwrap_or(*applied).max(*applied);
+        behind += (high - position).max(0);
+    }
+    (behind > 0).then_some(behind)
 }
 
 /// `--replay`: empties the projections and forgets every offset, in one transaction that

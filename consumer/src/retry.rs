@@ -10,7 +10,8 @@
 //! ```text
 //! Failure::Fenced     the claim is gone (lock lost, or another consumer claimed):
 //!                     claim again at once (waiting for the lock if someone holds it)
-//! Failure::Transient  PostgreSQL or Kafka away, a retryable SQLSTATE (08, 40, 53, 57, 58):
+//! Failure::Transient  PostgreSQL or Kafka away, a retryable SQLSTATE (08, 40, 53, 57, 58),
+//!                     a Kafka client that stopped delivering (KafkaStalled):
 //!                     wait (capped exponential backoff, a log line per attempt) and start over
 //! Failure::Permanent  retrying cannot fix it (a table missing, totals that would overflow):
 //!                     stop with the error
@@ -28,10 +29,26 @@ pub enum Failure {
     Permanent,
 }
 
+/// The Kafka client delivered nothing for a long while although the partitions have records
+/// beyond its position (seen after a broker restart): the session ends, and the next one
+/// starts with a new client.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "Kafka delivered nothing for {idle_seconds} s although {behind} record(s) are waiting: \
+     reconnecting to Kafka"
+)]
+pub struct KafkaStalled {
+    pub idle_seconds: u64,
+    pub behind: i64,
+}
+
 /// Classifies an error chain: a fence error, else the first `sqlx` error it holds (by its
 /// SQLSTATE), else a Kafka error (transient), else permanent.
 pub fn classify(error: &anyhow::Error) -> Failure {
     for cause in error.chain() {
+        if cause.downcast_ref::<KafkaStalled>().is_some() {
+            return Failure::Transient;
+        }
         if let Some(fence) = cause.downcast_ref::<FenceError>() {
             return match fence {
                 FenceError::Database(sql) => classify_sqlx(sql),
