@@ -135,7 +135,7 @@ impl Applier {
             &mut self.cache,
             &self.consumer,
             &self.fence,
-            self.batches % 1000 == 0,
+            self.batches.is_multiple_of(1000),
             records,
         )
         .await;

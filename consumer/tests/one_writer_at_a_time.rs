@@ -47,13 +47,32 @@ async fn a_consumer_that_lost_its_lock_never_writes_beside_the_new_writer() {
         produce_to(&bootstrap, &topic, chunk).await;
     }
     let logs = |first: &ConsumerProcess, second: &ConsumerProcess| {
-        format!("first:\n{}\nsecond:\n{}", first.log_text(), second.log_text())
+        format!(
+            "first:\n{}\nsecond:\n{}",
+            first.log_text(),
+            second.log_text()
+        )
     };
-    wait_for_stored(&pool, records.len() as i64, Duration::from_secs(60), &logs(&first, &second)).await;
+    wait_for_stored(
+        &pool,
+        records.len() as i64,
+        Duration::from_secs(60),
+        &logs(&first, &second),
+    )
+    .await;
 
     let both_running = first.running() && second.running();
-    assert!(both_running, "a consumer exited:\n{}", logs(&first, &second));
-    assert_eq!(batch_log_problems(&pool).await, Vec::<String>::new(), "{}", logs(&first, &second));
+    assert!(
+        both_running,
+        "a consumer exited:\n{}",
+        logs(&first, &second)
+    );
+    assert_eq!(
+        batch_log_problems(&pool).await,
+        Vec::<String>::new(),
+        "{}",
+        logs(&first, &second)
+    );
     assert_eq!(differences(&pool).await, Vec::<String>::new());
     let epochs = ranges_by_epoch(&pool).await;
     assert!(
@@ -61,11 +80,16 @@ async fn a_consumer_that_lost_its_lock_never_writes_beside_the_new_writer() {
         "the restarts should have made the writer claim again: {epochs:?}"
     );
     assert!(
-        second.log_text().contains("another consumer is writing the projections"),
+        second
+            .log_text()
+            .contains("another consumer is writing the projections"),
         "the second consumer never waited for the lock:\n{}",
         logs(&first, &second)
     );
-    let claims = |text: String| text.matches("claimed the projections as writer epoch").count();
+    let claims = |text: String| {
+        text.matches("claimed the projections as writer epoch")
+            .count()
+    };
     eprintln!(
         "ranges by writer epoch: {epochs:?}; claims: first {}, second {}",
         claims(first.log_text()),

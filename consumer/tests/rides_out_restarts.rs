@@ -29,12 +29,8 @@ async fn postgres_restarts_a_crash_and_a_kafka_restart_never_stop_the_consumer()
     write_final_orders(&pool, &final_rows).await;
     let chunks: Vec<&[Record]> = records.chunks(records.len().div_ceil(5)).collect();
 
-    let mut consumer = ConsumerProcess::spawn(
-        &url,
-        &bootstrap,
-        &topic,
-        &stack.dir().join("consumer.log"),
-    );
+    let mut consumer =
+        ConsumerProcess::spawn(&url, &bootstrap, &topic, &stack.dir().join("consumer.log"));
     let faults: [(&str, &dyn Fn()); 4] = [
         ("restart postgres fast", &|| stack.restart_postgres("fast")),
         ("restart postgres immediate", &|| {
@@ -55,7 +51,11 @@ async fn postgres_restarts_a_crash_and_a_kafka_restart_never_stop_the_consumer()
             stored_records(&pool).await
         );
         tokio::task::block_in_place(fault);
-        assert!(consumer.running(), "the consumer exited after `{name}`:\n{}", consumer.log_text());
+        assert!(
+            consumer.running(),
+            "the consumer exited after `{name}`:\n{}",
+            consumer.log_text()
+        );
     }
     for chunk in &chunks[faults.len()..] {
         produce_to(&bootstrap, &topic, chunk).await;
@@ -68,7 +68,11 @@ async fn postgres_restarts_a_crash_and_a_kafka_restart_never_stop_the_consumer()
         &consumer.log_text(),
     )
     .await;
-    assert!(consumer.running(), "the consumer exited:\n{}", consumer.log_text());
+    assert!(
+        consumer.running(),
+        "the consumer exited:\n{}",
+        consumer.log_text()
+    );
     assert_eq!(differences(&pool).await, Vec::<String>::new());
     assert_eq!(batch_log_problems(&pool).await, Vec::<String>::new());
     let log = consumer.log_text();
@@ -76,5 +80,8 @@ async fn postgres_restarts_a_crash_and_a_kafka_restart_never_stop_the_consumer()
         log.contains("starting again from the stored offsets"),
         "no retry was logged:\n{log}"
     );
-    eprintln!("writer epochs and ranges: {:?}", ranges_by_epoch(&pool).await);
+    eprintln!(
+        "writer epochs and ranges: {:?}",
+        ranges_by_epoch(&pool).await
+    );
 }

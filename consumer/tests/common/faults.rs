@@ -11,8 +11,12 @@ use sqlx::PgPool;
 /// The private stack's `playground` database, migrated, and a pool on it.
 pub async fn private_database(stack: &PrivateStack) -> (String, PgPool) {
     let url = stack.database_url("playground");
-    let pool = db::connect(&url, 4).await.expect("connect to the private stack");
-    db::migrate(&pool, &url).await.expect("migrate the private stack");
+    let pool = db::connect(&url, 4)
+        .await
+        .expect("connect to the private stack");
+    db::migrate(&pool, &url)
+        .await
+        .expect("migrate the private stack");
     (url, pool)
 }
 
@@ -120,10 +124,8 @@ pub async fn batch_log_problems(pool: &PgPool) -> Vec<String> {
 
 /// The writer epochs that applied batches, with how many offset ranges each.
 pub async fn ranges_by_epoch(pool: &PgPool) -> Vec<(i64, i64)> {
-    sqlx::query_as(
-        "SELECT writer_epoch, count(*) FROM projection_batches GROUP BY 1 ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await
-    .expect("read projection_batches")
+    sqlx::query_as("SELECT writer_epoch, count(*) FROM projection_batches GROUP BY 1 ORDER BY 1")
+        .fetch_all(pool)
+        .await
+        .expect("read projection_batches")
 }
