@@ -14,7 +14,9 @@
 //!
 //! If anything fails before COMMIT, the transaction is dropped and PostgreSQL rolls it back:
 //! no order without its event, no event without its order. CDC reads the WAL, which holds only
-//! committed transactions, so a consumer sees both or neither.
+//! committed transactions, so a consumer sees both or neither. If the connection dies while
+//! COMMIT is on its way, nobody knows whether it happened: [`OrderError::CommitInDoubt`] carries
+//! what would have been committed, and [`was_committed`] looks it up once the server is back.
 //!
 //! Both the CLI workload ([`crate::workload`] via [`crate::run`]) and the HTTP API
 //! ([`crate::http`]) call these functions. Changes to an existing order first lock its row
