@@ -4,10 +4,11 @@
 //! records ──decode──> changes + tombstones + poison
 //!    poison ──> <topic>.dlq (awaited: acknowledged before the commit below)
 //!    BEGIN
+//!      check that this consumer still is the projection writer (projection_writer FOR SHARE)
 //!      load the touched orders' states (from the cache, else selected) and seen outbox ids
 //!      fold (pure: projections::BatchFold)
 //!      write states, order_totals, order_status_totals deltas
-//!      write consumer_offsets = last offset + 1 per partition
+//!      write consumer_offsets = last offset + 1 per partition; log the ranges with the epoch
 //!    COMMIT
 //! ```
 //!
@@ -27,6 +28,7 @@ use sqlx::PgPool;
 use crate::dlq::DeadLetters;
 use crate::kafka::TopicPartition;
 use crate::record::{BatchRecord, Outcome};
+use crate::projection_writer::{self, Fence};
 use crate::state_cache::StateCache;
 use crate::{offsets, store};
 
@@ -49,16 +51,23 @@ pub struct Applier {
     pub dead_letters: DeadLetters,
     pub cache: StateCache,
     pub consumer: String,
+    /// This writer's claim, checked in every batch's transaction.
+    pub fence: Fence,
+    /// Batches applied so far (every 1000th also prunes the batch log).
+    pub batches: u64,
 }
 
 impl Applier {
     /// Applies `records` (in the order read) in one transaction, with their offsets.
     pub async fn apply(&mut self, records: &[BatchRecord]) -> anyhow::Result<BatchSummary> {
+        self.batches += 1;
         let result = apply_batch(
             &self.pool,
             &self.dead_letters,
             &mut self.cache,
             &self.consumer,
+            &self.fence,
+            self.batches.is_multiple_of(1000),
             records,
         )
         .await;
@@ -75,6 +84,8 @@ pub async fn apply_batch(
     dead_letters: &DeadLetters,
     cache: &mut StateCache,
     consumer: &str,
+    fence: &Fence,
+    prune_log: bool,
     records: &[BatchRecord],
 ) -> anyhow::Result<BatchSummary> {
     let mut summary = BatchSummary {
@@ -84,7 +95,12 @@ pub async fn apply_batch(
     let mut order_ids = Vec::new();
     let mut event_ids = Vec::new();
     let mut poison = Vec::new();
+    let mut first_offsets: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     for record in records {
+        first_offsets
+            .entry((record.topic.clone(), record.partition))
+            .and_modify(|first| *first = (*first).min(record.offset))
+            .or_insert(record.offset);
         summary
             .next_offsets
             .entry((record.topic.clone(), record.partition))
@@ -110,6 +126,7 @@ pub async fn apply_batch(
     }
 
     let mut tx = pool.begin().await.context("cannot start a transaction")?;
+    projection_writer::check(&mut tx, fence).await?;
     let (mut states, missing) = cache.take(&order_ids);
     if !missing.is_empty() {
         let stored = store::load_states(&mut tx, &missing)
@@ -141,6 +158,21 @@ pub async fn apply_batch(
     offsets::save(&mut tx, consumer, &summary.next_offsets)
         .await
         .context("cannot store the offsets")?;
+    let ranges = first_offsets
+        .into_iter()
+        .filter_map(|(tp, first)| {
+            let next = summary.next_offsets.get(&tp).copied()?;
+            Some((tp, (first, next)))
+        })
+        .collect();
+    offsets::log_batch(&mut tx, consumer, &ranges, fence.epoch)
+        .await
+        .context("cannot log the batch")?;
+    if prune_log {
+        offsets::prune_batch_log(&mut tx)
+            .await
+            .context("cannot prune the batch log")?;
+    }
     tx.commit().await.context("cannot commit the batch")?;
     cache.remember(fold.into_states());
     Ok(summary)
