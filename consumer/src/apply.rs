@@ -27,8 +27,8 @@ use sqlx::PgPool;
 
 use crate::dlq::DeadLetters;
 use crate::kafka::TopicPartition;
-use crate::record::{BatchRecord, Outcome};
 use crate::projection_writer::{self, Fence};
+use crate::record::{BatchRecord, Outcome};
 use crate::state_cache::StateCache;
 use crate::{offsets, store};
 

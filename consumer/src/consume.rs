@@ -1,5 +1,5 @@
 //! The consume loop: assign partitions at the stored offsets, read batches, apply each in
-//! one transaction, until stopped (Ctrl-C) or, with `--until-caught-up`, until every
+//! one transaction, until stopped (Ctrl-C or SIGTERM) or, with `--until-caught-up`, until every
 //! partition reaches the end offset it had at start.
 //!
 //! ```text
@@ -34,8 +34,8 @@ use crate::apply::Applier;
 use crate::config::ConsumerArgs;
 use crate::dlq::{dlq_topic, DeadLetters};
 use crate::kafka::{self, TopicPartition};
-use crate::record::{decode_record, BatchRecord};
 use crate::projection_writer::{self, Fence};
+use crate::record::{decode_record, BatchRecord};
 use crate::retry::{classify, Backoff, Failure, KafkaStalled};
 use crate::state_cache::StateCache;
 use crate::{offsets, store};
@@ -93,6 +93,8 @@ fn applying(error: impl Into<anyhow::Error>) -> SessionError {
 
 /// Runs the consumer against the database at `database_url`.
 pub async fn consume(database_url: &str, args: &ConsumerArgs) -> anyhow::Result<RunSummary> {
+    // Before anything else, so that a SIGTERM during start-up is remembered, not lost.
+    crate::shutdown::install();
     let pool = db::connect(database_url, 4).await?;
     db::require_schema(&pool, database_url).await?;
     store::require_tables(&pool).await?;
@@ -131,8 +133,8 @@ pub async fn consume(database_url: &str, args: &ConsumerArgs) -> anyhow::Result<
                 tracing::warn!(
                     "{error:#}; attempt {attempt} failed, starting again from the stored offsets in {wait:?}"
                 );
-                if sleep_or_ctrl_c(wait).await {
-                    tracing::info!("stopping (Ctrl-C)");
+                if sleep_or_stop_signal(wait).await {
+                    tracing::info!("stopping (SIGINT or SIGTERM)");
                     break Ok(());
                 }
             }
@@ -146,11 +148,11 @@ pub async fn consume(database_url: &str, args: &ConsumerArgs) -> anyhow::Result<
     outcome.map(|()| run.summary)
 }
 
-/// Sleeps `wait`; `true` when Ctrl-C came first.
-async fn sleep_or_ctrl_c(wait: Duration) -> bool {
+/// Sleeps `wait`; `true` when SIGINT or SIGTERM came first.
+async fn sleep_or_stop_signal(wait: Duration) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(wait) => false,
-        _ = tokio::signal::ctrl_c() => true,
+        _ = crate::shutdown::requested() => true,
     }
 }
 
@@ -166,7 +168,7 @@ async fn session(
 ) -> Result<(), SessionError> {
     let claim = tokio::select! {
         claim = projection_writer::claim(database_url, owner) => claim.map_err(setting_up)?,
-        _ = tokio::signal::ctrl_c() => return Ok(()),
+        _ = crate::shutdown::requested() => return Ok(()),
     };
     let result = session_with_claim(pool, args, &claim.fence, run, first).await;
     claim.release().await;
@@ -272,7 +274,7 @@ async fn session_with_claim(
     let mut last_delivery = Instant::now();
     loop {
         let Some(batch) = next.take() else {
-            tracing::info!("stopping (Ctrl-C)");
+            tracing::info!("stopping (SIGINT or SIGTERM)");
             return Ok(());
         };
         if batch.is_empty() {
@@ -438,7 +440,7 @@ async fn wait_for_topics(
 }
 
 /// Reads up to `batch_size` records: waits up to a second for the first, then at most
-/// `--batch-timeout` for the rest. `None` on Ctrl-C. Kafka errors (a broker restarting) are
+/// `--batch-timeout` for the rest. `None` on SIGINT or SIGTERM. Kafka errors (a broker restarting) are
 /// logged and end the batch early: the client reconnects by itself.
 async fn read_batch(
     consumer: &StreamConsumer,
@@ -450,7 +452,7 @@ async fn read_batch(
     let first = tokio::select! {
         message = consumer.recv() => Some(message),
         _ = tokio::time::sleep(Duration::from_secs(1)) => None,
-        _ = tokio::signal::ctrl_c() => return None,
+        _ = crate::shutdown::requested() => return None,
     };
     match first {
         None => return Some(batch),

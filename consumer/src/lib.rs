@@ -23,6 +23,7 @@
 //!   [`state_cache`]: the committed order states kept in memory between batches.
 //! - [`dlq`]: the dead-letter topic, and the `dlq` listing.
 //! - [`status`]: stored position, log end and lag per partition.
+//! - [`shutdown`]: SIGINT and SIGTERM finish the batch in flight, then stop.
 
 pub mod apply;
 pub mod config;
@@ -33,6 +34,7 @@ pub mod offsets;
 pub mod projection_writer;
 pub mod record;
 pub mod retry;
+pub mod shutdown;
 pub mod state_cache;
 pub mod status;
 pub mod store;
