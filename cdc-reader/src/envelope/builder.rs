@@ -19,7 +19,8 @@
 
 use std::sync::Arc;
 
-use super::config::{EnvelopeConfig, UnknownTypeHandling};
+use super::config::{BinaryHandling, EnvelopeConfig, UnknownTypeHandling};
+use super::names::{adjust_field_name, adjust_schema_name};
 use super::default_value::default_json;
 use super::error::{EnvelopeError, SchemaWarning, UnconvertibleValue};
 use super::json;
@@ -76,11 +77,14 @@ impl ProcessingTime {
 #[derive(Debug, Clone)]
 struct ColumnPlan {
     name: String,
+    /// The field's name in events (the column name, adjusted by `field.name.adjustment.mode`).
+    field_name: String,
     type_name: String,
     /// `"name":`
     field_prefix: Vec<u8>,
     kind: ValueKind,
-    /// Left out of events (an unmapped type under `UnknownTypeHandling::Omit`).
+    /// Left out of events (an unmapped type under `UnknownTypeHandling::Omit`, or a column
+    /// `column.include.list`/`column.exclude.list` leave out).
     omitted: bool,
     /// The column DEFAULT as Debezium shows it in the schema, rendered as JSON.
     default_json: Option<String>,
@@ -122,10 +126,15 @@ impl TableEnvelopeBuilder {
         let columns: Vec<ColumnPlan> = table
             .columns
             .iter()
-            .map(|column| plan_column(column, config, &mut warnings))
+            .map(|column| plan_column(column, &qualified, config, &mut warnings))
             .collect();
-        let mut key_columns = Vec::with_capacity(table.key_columns.len());
-        for name in &table.key_columns {
+        // message.key.columns replaces the primary key for the tables it names.
+        let key_names = config
+            .column_rules
+            .key_columns_for(&qualified)
+            .unwrap_or(&table.key_columns);
+        let mut key_columns = Vec::with_capacity(key_names.len());
+        for name in key_names {
             match table.columns.iter().position(|column| &column.name == name) {
                 Some(index) if !columns[index].omitted => key_columns.push(index),
                 Some(_) => {}
@@ -142,14 +151,17 @@ impl TableEnvelopeBuilder {
             let mut schema = plan.kind.schema();
             schema.optional = !column.not_null || plan.kind == ValueKind::AlwaysNull;
             schema.default_json = plan.default_json.clone();
-            (column.name.clone(), schema)
+            (plan.field_name.clone(), schema)
+        };
+        let schema_name = |suffix: &str| {
+            adjust_schema_name(&format!("{topic}.{suffix}"), config.schema_name_adjustment)
         };
         let key_schema_json = (!key_columns.is_empty()).then(|| {
             let fields = key_columns
                 .iter()
                 .map(|&index| field_schema(&columns[index], &table.columns[index]))
                 .collect();
-            ConnectSchema::structure(Some(format!("{topic}.Key")), fields).to_json()
+            ConnectSchema::structure(Some(schema_name("Key")), fields).to_json()
         });
         let value_fields = columns
             .iter()
@@ -158,10 +170,10 @@ impl TableEnvelopeBuilder {
             .map(|(plan, column)| field_schema(plan, column))
             .collect();
         let value_schema =
-            ConnectSchema::structure(Some(format!("{topic}.Value")), value_fields).optional();
+            ConnectSchema::structure(Some(schema_name("Value")), value_fields).optional();
         let optional_int64 = || ConnectSchema::primitive("int64").optional();
         let envelope = ConnectSchema::structure(
-            Some(format!("{topic}.Envelope")),
+            Some(schema_name("Envelope")),
             vec![
                 ("before".into(), value_schema.clone()),
                 ("after".into(), value_schema),
@@ -495,24 +507,40 @@ impl TableEnvelopeBuilder {
 /// Works out how a column is written.
 fn plan_column(
     column: &ColumnSchema,
+    table_id: &str,
     config: &EnvelopeConfig,
     warnings: &mut Vec<SchemaWarning>,
 ) -> ColumnPlan {
-    let mapped = ValueKind::of_column(column, config.decimal_handling);
-    let omitted = mapped.is_none() && config.unknown_types == UnknownTypeHandling::Omit;
-    if mapped.is_none() {
+    let column_id = format!("{table_id}.{}", column.name);
+    let listed = config.column_rules.is_written(&column_id);
+    let mapped = ValueKind::of_column(column, config.type_options());
+    let omitted =
+        !listed || (mapped.is_none() && config.unknown_types == UnknownTypeHandling::Omit);
+    if mapped.is_none() && listed {
         warnings.push(SchemaWarning {
             column: column.name.clone(),
             type_name: column.type_name.clone(),
-            message: if omitted {
-                "type not mapped; the column is left out of events (as Debezium does)".to_string()
-            } else {
-                "type not mapped; written as its PostgreSQL text form (Debezium would leave the column out)"
-                    .to_string()
-            },
+            message: match config.unknown_types {
+                UnknownTypeHandling::Omit => {
+                    "type not mapped; the column is left out of events (as Debezium does)"
+                }
+                UnknownTypeHandling::AsText => {
+                    "type not mapped; written as its PostgreSQL text form (Debezium would leave the column out)"
+                }
+                UnknownTypeHandling::AsBytes => {
+                    "type not mapped; written as the bytes of its PostgreSQL text form (include.unknown.datatypes=true)"
+                }
+            }
+            .to_string(),
         });
     }
-    let kind = mapped.unwrap_or(ValueKind::Unmapped);
+    let kind = match (mapped, config.unknown_types) {
+        (Some(kind), _) => kind,
+        (None, UnknownTypeHandling::AsBytes) => ValueKind::UnknownBytes {
+            binary: config.binary_handling,
+        },
+        (None, _) => ValueKind::Unmapped,
+    };
     let default = default_json(column, &kind);
     let null_json = match (&default, column.not_null) {
         (Some(default), true) => default.clone(),
@@ -529,10 +557,14 @@ fn plan_column(
         _ => "null".to_string(),
     };
     let mut field_prefix = Vec::with_capacity(column.name.len() + 3);
-    json::write_str(&mut field_prefix, &column.name);
+    json::write_str(
+        &mut field_prefix,
+        &adjust_field_name(&column.name, config.field_name_adjustment),
+    );
     field_prefix.push(b':');
     ColumnPlan {
         name: column.name.clone(),
+        field_name: adjust_field_name(&column.name, config.field_name_adjustment),
         type_name: column.type_name.clone(),
         field_prefix,
         toast_json: toast_placeholder(column, &kind, &config.unavailable_value_placeholder),
@@ -553,11 +585,15 @@ fn toast_placeholder(
     placeholder: &str,
 ) -> Option<Vec<u8>> {
     let mut out = Vec::new();
+    let placeholder_bytes = placeholder_bytes(placeholder);
+    let placeholder = &String::from_utf8_lossy(&placeholder_bytes);
     match kind {
         ValueKind::String { .. } | ValueKind::Enum { .. } | ValueKind::Unmapped => {
             json::write_str(&mut out, placeholder)
         }
-        ValueKind::Bytes => json::write_base64(&mut out, placeholder.as_bytes()),
+        ValueKind::Bytes {
+            binary: BinaryHandling::Bytes,
+        } => json::write_base64(&mut out, &placeholder_bytes),
         ValueKind::Array { .. } => {
             let element = oid::array_element(column.type_oid).or(column.element_type_oid)?;
             out.push(b'[');
@@ -565,14 +601,16 @@ fn toast_placeholder(
                 oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::JSON | oid::JSONB => {
                     json::write_str(&mut out, placeholder)
                 }
-                oid::BYTEA => json::write_base64(&mut out, placeholder.as_bytes()),
+                oid::BYTEA if config_binary_is_bytes(kind) => {
+                    json::write_base64(&mut out, &placeholder_bytes)
+                }
                 oid::INT4 | oid::DATE | oid::INT8 => {
-                    for (index, byte) in placeholder.bytes().enumerate() {
+                    for (index, byte) in placeholder_bytes.iter().enumerate() {
                         if index > 0 {
                             out.push(b',');
                         }
                         // Java bytes are signed.
-                        json::write_i64(&mut out, i64::from(byte as i8));
+                        json::write_i64(&mut out, i64::from(*byte as i8));
                     }
                 }
                 _ => return None,
@@ -582,6 +620,25 @@ fn toast_placeholder(
         _ => return None,
     }
     Some(out)
+}
+
+/// True for an array of `bytea` written as Kafka Connect bytes.
+fn config_binary_is_bytes(kind: &ValueKind) -> bool {
+    matches!(kind, ValueKind::Array { items, .. } if matches!(**items, ValueKind::Bytes { binary: BinaryHandling::Bytes }))
+}
+
+/// The placeholder's bytes: `hex:` and hex digits are those bytes (Debezium's form for a
+/// placeholder that is not text), anything else its UTF-8 bytes.
+fn placeholder_bytes(placeholder: &str) -> Vec<u8> {
+    if let Some(hex) = placeholder.strip_prefix("hex:") {
+        if hex.len() % 2 == 0 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return (0..hex.len())
+                .step_by(2)
+                .filter_map(|at| u8::from_str_radix(&hex[at..at + 2], 16).ok())
+                .collect();
+        }
+    }
+    placeholder.as_bytes().to_vec()
 }
 
 /// Debezium's topic name rule: characters other than `[a-zA-Z0-9._-]` become `_`, at most 249.
