@@ -167,7 +167,7 @@ pub struct RecordOptionArgs {
     /// Debezium's `message.key.columns`: `<schema.table regex>:<col>,<col>;...` replaces the
     /// primary key as the record key of those tables.
     #[arg(long, env = "CDC_MESSAGE_KEY_COLUMNS", value_parser = KeyColumnsRule::parse_list)]
-    pub message_key_columns: Option<Vec<KeyColumnsRule>>,
+    pub message_key_columns: Option<KeyColumnsRules>,
 
     /// Debezium's `skipped.operations`: operations not written, any of `c,u,d,t`, or `none`.
     /// Our default is `none` (truncates written); Debezium's is `t`.
@@ -212,6 +212,10 @@ pub struct RecordOptionArgs {
     #[arg(long, env = "CDC_FIELD_NAME_ADJUSTMENT_MODE", value_enum, default_value_t = NameAdjustmentModeArg::None)]
     pub field_name_adjustment_mode: NameAdjustmentModeArg,
 }
+
+/// The rules of one `--message-key-columns` (an alias: clap would take a `Vec` for a list of
+/// flag values).
+pub type KeyColumnsRules = Vec<KeyColumnsRule>;
 
 /// Debezium's `time.precision.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -362,6 +366,69 @@ mod tests {
         );
         assert_eq!(args.topic_prefix, "dbserver1");
         assert_eq!(args.sink, SinkKind::Kafka);
+    }
+
+    /// The README's "Options" table: every flag exists with the default it names, each value it
+    /// lists is accepted, and every recording it names is in conformance/debezium/.
+    #[test]
+    fn options_table_in_the_readme_matches_the_flags() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("\n## Options\n")
+            .nth(1)
+            .expect("README has an Options section");
+        let rows: Vec<Vec<&str>> = section
+            .lines()
+            .skip_while(|line| !line.starts_with("| Debezium key"))
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| line.trim_matches('|').split(" | ").map(str::trim).collect())
+            .collect();
+        assert!(rows.len() >= 17, "{} rows", rows.len());
+        let command = <ReaderArgs as clap::CommandFactory>::command();
+        let conformance = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/debezium");
+        let quoted = |cell: &str| -> Vec<String> {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect()
+        };
+        for row in rows {
+            let flag = row[1].trim_matches('`').trim_start_matches("--");
+            let argument = command
+                .get_arguments()
+                .find(|argument| argument.get_long() == Some(flag))
+                .unwrap_or_else(|| panic!("{}: no flag --{flag}", row[0]));
+            assert!(argument.get_env().is_some(), "--{flag} has no env twin");
+            if let (Some(default), [first]) = (
+                argument.get_default_values().first(),
+                quoted(row[3]).as_slice(),
+            ) {
+                assert_eq!(default.to_str(), Some(first.as_str()), "default of --{flag}");
+            }
+            if !argument.get_possible_values().is_empty() {
+                for value in quoted(row[2]) {
+                    let argv = ["cdc-reader".to_string(), format!("--{flag}"), value.clone()];
+                    assert!(
+                        ReaderArgs::try_parse_from(&argv).is_ok(),
+                        "--{flag} refuses {value}"
+                    );
+                }
+            }
+            if !row[4].contains("unit test") {
+                for folder in quoted(row[4]) {
+                    let has_recording = std::fs::read_dir(conformance.join(&folder))
+                        .map(|entries| {
+                            entries.flatten().any(|entry| {
+                                entry.path().extension().is_some_and(|ext| ext == "jsonl")
+                            })
+                        })
+                        .unwrap_or(false);
+                    assert!(has_recording, "{}: no recording in {folder}", row[0]);
+                }
+            }
+        }
     }
 
     #[test]

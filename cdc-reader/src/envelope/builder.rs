@@ -95,6 +95,150 @@ struct ColumnPlan {
     /// What a value that cannot be converted becomes: null, or the DEFAULT where
     /// JsonConverter writes it for a missing value.
     failure_json: Vec<u8>,
+    /// Debezium's column mappers for this column (value fields only).
+    mappers: ColumnMappers,
+}
+
+/// What `column.mask.with.N.chars`, `column.truncate.to.N.chars` and
+/// `column.propagate.source.type` do to one column's value field.
+#[derive(Debug, Clone, Default)]
+struct ColumnMappers {
+    /// Written in place of every value (`"****"`), for a masked string column.
+    mask_json: Option<Vec<u8>>,
+    /// Strings cut to this many (UTF-16) characters, bytes to this many bytes.
+    truncate_to: Option<usize>,
+    /// Added to the value field's schema parameters, in this order.
+    schema_parameters: Vec<(&'static str, String)>,
+}
+
+/// Debezium's column mappers for a column, as its `ColumnMappers` picks them.
+fn column_mappers(column: &ColumnSchema, column_id: &str, config: &EnvelopeConfig) -> ColumnMappers {
+    let rules = &config.column_rules;
+    let facts = source_column_facts(column);
+    let mut mappers = ColumnMappers::default();
+    if let Some(length) = rules.mask_length(column_id) {
+        mappers.schema_parameters.push(("masked", "true".to_string()));
+        // Only character columns are masked (JDBC CHAR/VARCHAR); the others keep their values.
+        if matches!(
+            column.type_name.as_str(),
+            "text" | "varchar" | "bpchar" | "char" | "name"
+        ) {
+            let mut mask = Vec::with_capacity(length + 2);
+            json::write_str(&mut mask, &"*".repeat(length));
+            mappers.mask_json = Some(mask);
+        }
+    } else if let Some(length) = rules.truncate_length(column_id) {
+        // Truncation is "possible" when the column may be longer than the limit.
+        if facts.length < 0 || facts.length as usize > length {
+            mappers
+                .schema_parameters
+                .push(("truncateLength", length.to_string()));
+            mappers.truncate_to = Some(length);
+        }
+    }
+    if rules.propagates_source_type(column_id, &column.type_name) {
+        mappers.schema_parameters.extend([
+            ("__debezium.source.column.type", facts.type_name),
+            ("__debezium.source.column.length", facts.length.to_string()),
+            ("__debezium.source.column.scale", facts.scale.to_string()),
+            ("__debezium.source.column.name", column.name.clone()),
+        ]);
+    }
+    mappers
+}
+
+/// A column's type, length and scale as Debezium knows them (the JDBC driver's `TypeInfoCache`
+/// precision or display size, and scale, for the column's type modifier).
+struct SourceColumnFacts {
+    type_name: String,
+    length: i64,
+    scale: i64,
+}
+
+fn source_column_facts(column: &ColumnSchema) -> SourceColumnFacts {
+    const UNKNOWN_LENGTH: i64 = i32::MAX as i64;
+    let base = oid::array_element(column.type_oid)
+        .or(column.element_type_oid)
+        .unwrap_or(column.type_oid);
+    let typmod = i64::from(column.type_modifier);
+    // Fraction digits of a time type: the typmod, 6 when undeclared.
+    let seconds = match typmod {
+        -1 => 7,
+        0 => 0,
+        1 => 3,
+        digits => digits + 1,
+    };
+    let length = match base {
+        oid::INT2 => 5,
+        oid::INT4 | oid::OID => 10,
+        oid::INT8 => 19,
+        oid::FLOAT4 => 8,
+        oid::FLOAT8 => 17,
+        oid::NUMERIC if typmod == -1 => 131_089,
+        oid::NUMERIC => ((typmod - 4) & 0xffff_0000) >> 16,
+        oid::CHAR | oid::BOOL => 1,
+        oid::BPCHAR | oid::VARCHAR if typmod == -1 => UNKNOWN_LENGTH,
+        oid::BPCHAR | oid::VARCHAR => typmod - 4,
+        oid::DATE => 13,
+        oid::TIME => 8 + seconds,
+        oid::TIMETZ => 14 + seconds,
+        oid::TIMESTAMP => 22 + seconds,
+        oid::TIMESTAMPTZ => 28 + seconds,
+        oid::INTERVAL => 49,
+        oid::BIT => typmod,
+        oid::VARBIT if typmod == -1 => UNKNOWN_LENGTH,
+        oid::VARBIT => typmod,
+        _ => UNKNOWN_LENGTH,
+    };
+    let scale = match base {
+        oid::FLOAT4 => 8,
+        oid::FLOAT8 => 17,
+        oid::NUMERIC if typmod == -1 => 0,
+        oid::NUMERIC => (typmod - 4) & 0xffff,
+        oid::TIME | oid::TIMETZ | oid::TIMESTAMP | oid::TIMESTAMPTZ if typmod == -1 => 6,
+        oid::TIME | oid::TIMETZ | oid::TIMESTAMP | oid::TIMESTAMPTZ => typmod,
+        oid::INTERVAL if typmod == -1 => 6,
+        oid::INTERVAL => typmod & 0xffff,
+        _ => 0,
+    };
+    SourceColumnFacts {
+        type_name: column.type_name.to_uppercase(),
+        length,
+        scale,
+    }
+}
+
+/// Cuts the value written at `out[start..]` to `length`: a JSON string to that many UTF-16
+/// units (Java's `substring`), Kafka Connect bytes to that many bytes; other values stay.
+fn truncate_written_value(out: &mut Vec<u8>, start: usize, length: usize, kind: &ValueKind) {
+    let Ok(text) = serde_json::from_slice::<String>(&out[start..]) else {
+        return;
+    };
+    let is_bytes = matches!(
+        kind,
+        ValueKind::Bytes {
+            binary: BinaryHandling::Bytes
+        }
+    );
+    out.truncate(start);
+    if is_bytes {
+        use base64::Engine as _;
+        let mut bytes = base64::engine::general_purpose::STANDARD
+            .decode(&text)
+            .unwrap_or_default();
+        bytes.truncate(length);
+        json::write_base64(out, &bytes);
+        return;
+    }
+    let mut units = 0;
+    let cut: String = text
+        .chars()
+        .take_while(|c| {
+            units += c.len_utf16();
+            units <= length
+        })
+        .collect();
+    json::write_str(out, &cut);
 }
 
 /// Builds the Debezium events of one table. Cheap to use per event; build it once per table.
@@ -153,6 +297,14 @@ impl TableEnvelopeBuilder {
             schema.default_json = plan.default_json.clone();
             (plan.field_name.clone(), schema)
         };
+        // The column mappers (mask, truncate, source type) change the value's fields, not the key's.
+        let value_field_schema = |plan: &ColumnPlan, column: &ColumnSchema| {
+            let (name, mut schema) = field_schema(plan, column);
+            schema
+                .parameters
+                .extend(plan.mappers.schema_parameters.iter().cloned());
+            (name, schema)
+        };
         let schema_name = |suffix: &str| {
             adjust_schema_name(&format!("{topic}.{suffix}"), config.schema_name_adjustment)
         };
@@ -167,7 +319,7 @@ impl TableEnvelopeBuilder {
             .iter()
             .zip(&table.columns)
             .filter(|(plan, _)| !plan.omitted)
-            .map(|(plan, column)| field_schema(plan, column))
+            .map(|(plan, column)| value_field_schema(plan, column))
             .collect();
         let value_schema =
             ConnectSchema::structure(Some(schema_name("Value")), value_fields).optional();
@@ -342,7 +494,7 @@ impl TableEnvelopeBuilder {
             if position > 0 {
                 out.push(b',');
             }
-            self.write_field(index, row, old_row, out, unconvertible);
+            self.write_field(index, row, old_row, out, unconvertible, false);
         }
         out.push(b'}');
         Ok(())
@@ -441,7 +593,7 @@ impl TableEnvelopeBuilder {
                 out.push(b',');
             }
             first = false;
-            self.write_field(index, row, old_row, out, unconvertible);
+            self.write_field(index, row, old_row, out, unconvertible, true);
         }
         out.push(b'}');
     }
@@ -457,9 +609,15 @@ impl TableEnvelopeBuilder {
         old_row: Option<&[CellValue<'_>]>,
         out: &mut Vec<u8>,
         unconvertible: &mut Vec<UnconvertibleValue>,
+        in_value: bool,
     ) {
         let plan = &self.columns[index];
         out.extend_from_slice(&plan.field_prefix);
+        if let (true, Some(mask)) = (in_value, &plan.mappers.mask_json) {
+            // Debezium's MaskStrings replaces every value, NULL included.
+            out.extend_from_slice(mask);
+            return;
+        }
         let mut cell = row[index];
         if cell == CellValue::UnchangedToast {
             if let Some(CellValue::Text(old)) = old_row.map(|old_row| old_row[index]) {
@@ -469,7 +627,12 @@ impl TableEnvelopeBuilder {
         let value_start = out.len();
         let failure = match cell {
             CellValue::Text(text) => match write_value(&plan.kind, text, out) {
-                Ok(()) => None,
+                Ok(()) => {
+                    if let (true, Some(length)) = (in_value, plan.mappers.truncate_to) {
+                        truncate_written_value(out, value_start, length, &plan.kind);
+                    }
+                    None
+                }
                 Err(reason) => Some((text.chars().take(100).collect(), reason)),
             },
             CellValue::Null => {
@@ -563,6 +726,7 @@ fn plan_column(
     );
     field_prefix.push(b':');
     ColumnPlan {
+        mappers: column_mappers(column, &column_id, config),
         name: column.name.clone(),
         field_name: adjust_field_name(&column.name, config.field_name_adjustment),
         type_name: column.type_name.clone(),

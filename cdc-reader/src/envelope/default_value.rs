@@ -234,7 +234,7 @@ mod tests {
             enum_values: Some(vec!["sad".into(), "ok".into(), "happy".into()]),
             ..ColumnSchema::new("c_mood", 16_500, "conformance_mood", false)
         };
-        let kind = ValueKind::of_column(&mood, DecimalHandling::Precise).unwrap();
+        let kind = ValueKind::of_column(&mood, TypeOptions::default()).unwrap();
         assert_eq!(default_json(&mood, &kind).as_deref(), Some("\"ok\""));
     }
 
