@@ -8,8 +8,8 @@ pub use crate::changes::SkippedOperations;
 use crate::envelope::column_rules::parse_length_and_columns;
 use crate::envelope::config::DEFAULT_UNAVAILABLE_VALUE_PLACEHOLDER;
 use crate::envelope::{
-    BinaryHandling, ColumnRules, ColumnSelector, EnvelopeConfig, HstoreHandling,
-    IntervalHandling, KeyColumnsRule, NameAdjustment, TimePrecisionMode, UnknownTypeHandling,
+    BinaryHandling, ColumnRules, ColumnSelector, EnvelopeConfig, HstoreHandling, IntervalHandling,
+    KeyColumnsRule, NameAdjustment, TimePrecisionMode, UnknownTypeHandling,
 };
 use crate::lsn::Lsn;
 pub use crate::snapshot::SnapshotMode;
@@ -386,7 +386,8 @@ mod tests {
             .collect();
         assert!(rows.len() >= 17, "{} rows", rows.len());
         let command = <ReaderArgs as clap::CommandFactory>::command();
-        let conformance = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/debezium");
+        let conformance =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/debezium");
         let quoted = |cell: &str| -> Vec<String> {
             cell.split('`')
                 .skip(1)
@@ -405,7 +406,11 @@ mod tests {
                 argument.get_default_values().first(),
                 quoted(row[3]).as_slice(),
             ) {
-                assert_eq!(default.to_str(), Some(first.as_str()), "default of --{flag}");
+                assert_eq!(
+                    default.to_str(),
+                    Some(first.as_str()),
+                    "default of --{flag}"
+                );
             }
             if !argument.get_possible_values().is_empty() {
                 for value in quoted(row[2]) {

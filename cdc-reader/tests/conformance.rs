@@ -218,7 +218,11 @@ fn parse_properties(text: &str) -> Vec<(String, String)> {
             let mut unescaped = String::new();
             let mut chars = value.trim().chars();
             while let Some(c) = chars.next() {
-                unescaped.push(if c == '\\' { chars.next().unwrap_or(c) } else { c });
+                unescaped.push(if c == '\\' {
+                    chars.next().unwrap_or(c)
+                } else {
+                    c
+                });
             }
             (key.trim().to_string(), unescaped)
         })
@@ -276,10 +280,13 @@ fn discover_scenarios(dir: &Path) -> anyhow::Result<Vec<Scenario>> {
     Ok(scenarios)
 }
 
+/// An option folder: its path, its place among the folders, its Debezium settings.
+type OptionFolder<'a> = (&'a PathBuf, usize, &'a Vec<(String, String)>);
+
 fn load_scenario(
     dir: &Path,
     path: &Path,
-    option_folder: Option<(&PathBuf, usize, &Vec<(String, String)>)>,
+    option_folder: Option<OptionFolder<'_>>,
 ) -> anyhow::Result<Scenario> {
     let name = path
         .file_stem()
@@ -350,7 +357,9 @@ fn split_at_marker(text: &str) -> Option<(&str, &str)> {
 /// A scenario end to end; the report of our records against the recording.
 async fn run_scenario(scenario: &Scenario) -> anyhow::Result<Report> {
     let name = format!("conformance_{}", scenario.run_name);
-    let prefix = common::unique_prefix(&name);
+    // No `_` in the prefix: `schema.name.adjustment.mode=avro_unicode` would rewrite it inside
+    // schema names, and the comparison could no longer tell the prefix from the rest.
+    let prefix = common::unique_prefix(&name).replace('_', "");
     let (url, pool) = db::testing::fresh_database(&name)
         .await
         .context("fresh database")?;
@@ -776,7 +785,8 @@ fn debezium_options_become_flags() {
     for scenario in discover_scenarios(&conformance_dir()).expect("scenarios") {
         let mut argv = vec!["cdc-reader".to_string()];
         argv.extend(option_flags(&scenario.options));
-        if let Err(error) = <cdc_reader::config::ReaderArgs as clap::Parser>::try_parse_from(&argv) {
+        if let Err(error) = <cdc_reader::config::ReaderArgs as clap::Parser>::try_parse_from(&argv)
+        {
             panic!("{}: {:?}: {error}", scenario.name, argv);
         }
     }

@@ -20,11 +20,11 @@
 use std::sync::Arc;
 
 use super::config::{BinaryHandling, EnvelopeConfig, UnknownTypeHandling};
-use super::names::{adjust_field_name, adjust_schema_name};
 use super::default_value::default_json;
 use super::error::{EnvelopeError, SchemaWarning, UnconvertibleValue};
 use super::json;
 use super::kind::{oid, ValueKind};
+use super::names::{adjust_field_name, adjust_schema_name};
 use super::schema::ConnectSchema;
 use super::source::{
     source_schema, transaction_schema, write_transaction, SourcePosition, SourceTemplate,
@@ -112,12 +112,18 @@ struct ColumnMappers {
 }
 
 /// Debezium's column mappers for a column, as its `ColumnMappers` picks them.
-fn column_mappers(column: &ColumnSchema, column_id: &str, config: &EnvelopeConfig) -> ColumnMappers {
+fn column_mappers(
+    column: &ColumnSchema,
+    column_id: &str,
+    config: &EnvelopeConfig,
+) -> ColumnMappers {
     let rules = &config.column_rules;
     let facts = source_column_facts(column);
     let mut mappers = ColumnMappers::default();
     if let Some(length) = rules.mask_length(column_id) {
-        mappers.schema_parameters.push(("masked", "true".to_string()));
+        mappers
+            .schema_parameters
+            .push(("masked", "true".to_string()));
         // Only character columns are masked (JDBC CHAR/VARCHAR); the others keep their values.
         if matches!(
             column.type_name.as_str(),
@@ -677,8 +683,15 @@ fn plan_column(
     let column_id = format!("{table_id}.{}", column.name);
     let listed = config.column_rules.is_written(&column_id);
     let mapped = ValueKind::of_column(column, config.type_options());
-    let omitted =
-        !listed || (mapped.is_none() && config.unknown_types == UnknownTypeHandling::Omit);
+    // Debezium leaves these arrays out even with include.unknown.datatypes=true.
+    let never_included = matches!(
+        column.type_name.as_str(),
+        "_money" | "_name" | "_interval" | "_varbit" | "_xml" | "_point" | "_refcursor"
+    );
+    let omitted = !listed
+        || (mapped.is_none()
+            && (config.unknown_types == UnknownTypeHandling::Omit
+                || (config.unknown_types == UnknownTypeHandling::AsBytes && never_included)));
     if mapped.is_none() && listed {
         warnings.push(SchemaWarning {
             column: column.name.clone(),
@@ -701,6 +714,10 @@ fn plan_column(
         (Some(kind), _) => kind,
         (None, UnknownTypeHandling::AsBytes) => ValueKind::UnknownBytes {
             binary: config.binary_handling,
+            geometric: matches!(
+                column.type_name.as_str(),
+                "box" | "circle" | "line" | "lseg" | "path" | "polygon"
+            ),
         },
         (None, _) => ValueKind::Unmapped,
     };
@@ -758,6 +775,11 @@ fn toast_placeholder(
         ValueKind::Bytes {
             binary: BinaryHandling::Bytes,
         } => json::write_base64(&mut out, &placeholder_bytes),
+        // What Debezium 3.6.1 writes (conformance/debezium/binary_handling_mode_*/toast_types):
+        // the placeholder text under hex, nothing (null) under base64.
+        ValueKind::Bytes {
+            binary: BinaryHandling::Hex,
+        } => json::write_str(&mut out, placeholder),
         ValueKind::Array { .. } => {
             let element = oid::array_element(column.type_oid).or(column.element_type_oid)?;
             out.push(b'[');

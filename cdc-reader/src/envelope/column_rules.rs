@@ -143,7 +143,10 @@ impl ColumnRules {
         if let Some(include) = &self.include {
             return include.matches(column_id);
         }
-        !self.exclude.as_ref().is_some_and(|exclude| exclude.matches(column_id))
+        !self
+            .exclude
+            .as_ref()
+            .is_some_and(|exclude| exclude.matches(column_id))
     }
 
     /// The mask length for the column, if it is masked (the first matching rule).
@@ -167,13 +170,10 @@ impl ColumnRules {
         self.propagate_source_type
             .as_ref()
             .is_some_and(|columns| columns.matches(column_id))
-            || self
-                .propagate_datatype
-                .as_ref()
-                .is_some_and(|types| {
-                    let table = column_id.rsplit_once('.').map_or("", |(table, _)| table);
-                    types.matches(type_name) || types.matches(&format!("{table}.{type_name}"))
-                })
+            || self.propagate_datatype.as_ref().is_some_and(|types| {
+                let table = column_id.rsplit_once('.').map_or("", |(table, _)| table);
+                types.matches(type_name) || types.matches(&format!("{table}.{type_name}"))
+            })
     }
 
     /// The key columns `message.key.columns` gives `schema.table`, if a rule matches it.
@@ -203,13 +203,16 @@ mod tests {
 
     #[test]
     fn selectors_match_whole_names_ignoring_case() {
-        let selector = ColumnSelector::parse(r"public\.orders\.(id|total), public\.t\.a\,b").unwrap();
+        let selector =
+            ColumnSelector::parse(r"public\.orders\.(id|total), public\.t\.a\,b").unwrap();
         assert!(selector.matches("public.orders.id"));
         assert!(selector.matches("PUBLIC.Orders.TOTAL"));
         assert!(!selector.matches("public.orders.id2"));
         assert!(!selector.matches("xpublic.orders.id"));
         assert!(selector.matches("public.t.a,b"));
-        assert!(ColumnSelector::parse("(").unwrap_err().contains("not a regular expression"));
+        assert!(ColumnSelector::parse("(")
+            .unwrap_err()
+            .contains("not a regular expression"));
         assert!(ColumnSelector::parse(" , ").is_err());
     }
 
@@ -253,10 +256,7 @@ mod tests {
         assert_eq!(column_rules.key_columns_for("public.other"), None);
         assert!(KeyColumnsRule::parse_list("public.orders").is_err());
         assert!(KeyColumnsRule::parse_list("public.orders:").is_err());
-        assert_eq!(
-            parse_length_and_columns(r"4:public\.t\.a").unwrap().0,
-            4
-        );
+        assert_eq!(parse_length_and_columns(r"4:public\.t\.a").unwrap().0, 4);
         assert!(parse_length_and_columns("x:a").is_err());
     }
 }

@@ -190,9 +190,11 @@ pub(crate) enum ValueKind {
     HstoreMap,
     /// A type we do not map: PostgreSQL's text form as a string.
     Unmapped,
-    /// A type we do not map under `include.unknown.datatypes=true`: the bytes of its text form.
+    /// A type we do not map under `include.unknown.datatypes=true`: the bytes of its text form
+    /// (for the geometric types, as the JDBC driver prints them: `(1.0,2.0),(0.0,0.0)`).
     UnknownBytes {
         binary: BinaryHandling,
+        geometric: bool,
     },
     /// `name`: Debezium declares an optional string and writes `null` for every value
     /// (conformance/debezium/name_type.jsonl); we do the same.
@@ -419,6 +421,7 @@ impl ValueKind {
             }
             | ValueKind::UnknownBytes {
                 binary: BinaryHandling::Bytes,
+                ..
             } => S::primitive("bytes"),
             ValueKind::Bytes { .. } | ValueKind::UnknownBytes { .. } => S::primitive("string"),
             ValueKind::Decimal {
@@ -448,7 +451,9 @@ impl ValueKind {
             ValueKind::Date { connect: true } => {
                 S::logical("int32", "org.apache.kafka.connect.data.Date")
             }
-            ValueKind::TimeMillis { connect: false } => S::logical("int32", "io.debezium.time.Time"),
+            ValueKind::TimeMillis { connect: false } => {
+                S::logical("int32", "io.debezium.time.Time")
+            }
             ValueKind::TimeMillis { connect: true } => {
                 S::logical("int32", "org.apache.kafka.connect.data.Time")
             }

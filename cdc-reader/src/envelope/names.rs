@@ -38,9 +38,8 @@ fn adjust(name: &str, mode: NameAdjustment, dots_allowed: bool) -> String {
     let digit = |unit: u16| (u16::from(b'0')..=u16::from(b'9')).contains(&unit);
     let underscore = u16::from(b'_');
     let valid_first = |unit: u16| letter(unit) || (!unicode && unit == underscore);
-    let valid_next = |unit: u16| {
-        valid_first(unit) || digit(unit) || (dots_allowed && unit == u16::from(b'.'))
-    };
+    let valid_next =
+        |unit: u16| valid_first(unit) || digit(unit) || (dots_allowed && unit == u16::from(b'.'));
     let replacement = |unit: u16| {
         if unicode {
             // Integer.toHexString, then "00" in front when it has at most two digits.
@@ -99,9 +98,18 @@ mod tests {
 
     #[test]
     fn avro_unicode_replaces_with_code_points() {
-        assert_eq!(adjust_field_name("1st value", AvroUnicode), "_u0031st_u0020value");
-        assert_eq!(adjust_field_name("naïve-ö", AvroUnicode), "na_u00efve_u002d_u00f6");
-        assert_eq!(adjust_field_name("plain_name", AvroUnicode), "plain_u005fname");
+        assert_eq!(
+            adjust_field_name("1st value", AvroUnicode),
+            "_u0031st_u0020value"
+        );
+        assert_eq!(
+            adjust_field_name("naïve-ö", AvroUnicode),
+            "na_u00efve_u002d_u00f6"
+        );
+        assert_eq!(
+            adjust_field_name("plain_name", AvroUnicode),
+            "plain_u005fname"
+        );
         assert_eq!(adjust_field_name("_x", AvroUnicode), "_u005fx");
         // Beyond two hex digits Debezium does not pad: Integer.toHexString.
         assert_eq!(adjust_field_name("aβ", AvroUnicode), "a_u3b2");

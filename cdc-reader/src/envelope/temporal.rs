@@ -395,10 +395,9 @@ pub(crate) fn interval_micros(text: &str) -> Option<i64> {
     let number_of_days = f64::from(parts.years.wrapping_mul(12).wrapping_add(parts.months))
         * days_per_month
         + f64::from(parts.days);
-    let number_of_seconds = ((number_of_days * 24.0 + f64::from(parts.hours)) * 60.0
-        + f64::from(parts.minutes))
-        * 60.0
-        + parts.seconds;
+    let number_of_seconds =
+        ((number_of_days * 24.0 + f64::from(parts.hours)) * 60.0 + f64::from(parts.minutes)) * 60.0
+            + parts.seconds;
     // Java's (long) cast: truncation toward zero, saturating; Rust's `as` does the same.
     Some((number_of_seconds * 1e6 + 0.0) as i64)
 }
