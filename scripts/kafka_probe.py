@@ -59,6 +59,10 @@ def probe(host, port, timeout):
 
 
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
+        print("usage: scripts/kafka_probe.py [HOST:PORT]   (default 127.0.0.1:59092)\n")
+        print(__doc__)
+        return 0
     target = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:59092"
     host, _, port = target.rpartition(":")
     try:

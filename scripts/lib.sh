@@ -21,3 +21,13 @@ KAFKA_BOOTSTRAP_DEFAULT="127.0.0.1:$KAFKA_PORT"
 say()  { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 warn() { printf '\033[1;33mwarn:\033[0m %s\n' "$*" >&2; }
 die()  { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# SCRIPTS_DRY_RUN=1: a script checks its whole command line, says what it would do, and exits 0
+# before touching anything (db/tests/documented_commands.rs runs every command the README and the
+# workshop pages show this way, so a renamed command or option fails CI, not a learner).
+stop_if_dry_run() {
+  if [[ ${SCRIPTS_DRY_RUN:-0} == 1 ]]; then
+    printf 'dry run: %s: arguments accepted, nothing done\n' "$*"
+    exit 0
+  fi
+}

@@ -11,6 +11,7 @@
 //! newer column's facts, never a wrong type: types always come from the Relation message.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
 
@@ -62,7 +63,13 @@ pub enum CatalogError {
         table: String,
         source: tokio_postgres::Error,
     },
+    /// The connection closed under the reader (a server restart, `pg_terminate_backend`).
+    #[error("the catalog connection to PostgreSQL was lost: {0}")]
+    Lost(String),
 }
+
+/// The catalog connection's `application_name` (unless the URL sets one).
+pub const APPLICATION_NAME: &str = "cdc-reader catalog";
 
 /// An ordinary (non-replication) SQL connection for catalog look-ups.
 pub struct Catalog {
@@ -100,15 +107,37 @@ SELECT a.attname::text
 impl Catalog {
     /// Connects to `url` (a `postgres://` URL).
     pub async fn connect(url: &str) -> Result<Self, CatalogError> {
-        let (client, connection) = tokio_postgres::connect(url, NoTls)
-            .await
-            .map_err(|source| CatalogError::Connect {
-                target: db::describe(url),
-                source,
-            })?;
+        Self::connect_with_timeout(url, Duration::from_secs(60)).await
+    }
+
+    /// Connects to `url` within `timeout`, with TCP keepalives (and a TCP user timeout of
+    /// `timeout`), so a server that vanished is noticed instead of waited for forever. After a
+    /// restart the reader connects a new catalog for each replication session.
+    pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<Self, CatalogError> {
+        let connect_error = |source| CatalogError::Connect {
+            target: db::describe(url),
+            source,
+        };
+        let mut config: tokio_postgres::Config = url.parse().map_err(connect_error)?;
+        config
+            .connect_timeout(timeout)
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3);
+        if config.get_application_name().is_none() {
+            config.application_name(APPLICATION_NAME); // what pg_stat_activity shows
+        }
+        #[cfg(target_os = "linux")]
+        config.tcp_user_timeout(timeout);
+        let (client, connection) = config.connect(NoTls).await.map_err(connect_error)?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
-                tracing::warn!(%error, "catalog connection closed");
+                let reason = error
+                    .as_db_error()
+                    .map(|db| format!("{}: {}", db.code().code(), db.message()))
+                    .unwrap_or_else(|| error.to_string());
+                tracing::warn!(%reason, "the catalog connection closed (the reader starts a new session with a new one when it next needs it)");
             }
         });
         Ok(Catalog { client })
@@ -170,5 +199,10 @@ impl Catalog {
     /// The underlying client, for other catalog questions (e.g. the snapshot).
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Whether the connection is gone (queries would fail with "connection closed").
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
     }
 }

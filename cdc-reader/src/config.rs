@@ -13,6 +13,10 @@ use crate::envelope::{
 };
 use crate::lsn::Lsn;
 pub use crate::snapshot::SnapshotMode;
+pub use crate::transforms::extract_new_record_state::{
+    DeleteTombstoneHandling, LegacyDeleteHandling,
+};
+pub use crate::transforms::TransformName;
 
 /// Stream row changes from PostgreSQL (pgoutput) to Kafka as Debezium PostgreSQL connector envelopes.
 #[derive(Debug, Clone, Parser)]
@@ -128,6 +132,138 @@ pub struct ReaderArgs {
     /// Exit once everything up to this LSN is delivered and confirmed (benchmarks, tests).
     #[arg(long, env = "CDC_UNTIL_LSN", value_parser = parse_lsn)]
     pub until_lsn: Option<Lsn>,
+
+    // ---- Transforms (Debezium's SMTs, see transforms/) and --debezium-config ----
+    /// Debezium's New Record State Extraction (`io.debezium.transforms.ExtractNewRecordState`):
+    /// write the row (`after`, or `before` for a rewritten delete) instead of the envelope.
+    #[arg(long, env = "CDC_UNWRAP", help_heading = "Transforms")]
+    pub unwrap: bool,
+
+    /// With --unwrap: `delete.tombstone.handling.mode`, what deletes and tombstones become
+    /// (Debezium's default: tombstone).
+    #[arg(
+        long,
+        env = "CDC_UNWRAP_DELETE_TOMBSTONE_HANDLING_MODE",
+        value_enum,
+        help_heading = "Transforms"
+    )]
+    pub unwrap_delete_tombstone_handling_mode: Option<DeleteTombstoneHandling>,
+
+    /// With --unwrap: Debezium 2.x's `delete.handling.mode` (none, drop, rewrite); ignored when
+    /// --unwrap-delete-tombstone-handling-mode is given.
+    #[arg(
+        long,
+        env = "CDC_UNWRAP_DELETE_HANDLING_MODE",
+        value_enum,
+        help_heading = "Transforms"
+    )]
+    pub unwrap_delete_handling_mode: Option<LegacyDeleteHandling>,
+
+    /// With --unwrap: Debezium 2.x's `drop.tombstones` (true or false; 2.x's default true).
+    #[arg(long, env = "CDC_UNWRAP_DROP_TOMBSTONES", help_heading = "Transforms")]
+    pub unwrap_drop_tombstones: Option<bool>,
+
+    /// With --unwrap: `add.fields`, envelope fields to add to the row, e.g. `op,table,lsn,source.ts_ms`.
+    #[arg(
+        long,
+        env = "CDC_UNWRAP_ADD_FIELDS",
+        default_value = "",
+        help_heading = "Transforms"
+    )]
+    pub unwrap_add_fields: String,
+
+    /// With --unwrap: `add.fields.prefix`.
+    #[arg(
+        long,
+        env = "CDC_UNWRAP_ADD_FIELDS_PREFIX",
+        default_value = "__",
+        help_heading = "Transforms"
+    )]
+    pub unwrap_add_fields_prefix: String,
+
+    /// With --unwrap: `add.headers`, envelope fields to add as Kafka headers, e.g. `op,db`.
+    #[arg(
+        long,
+        env = "CDC_UNWRAP_ADD_HEADERS",
+        default_value = "",
+        help_heading = "Transforms"
+    )]
+    pub unwrap_add_headers: String,
+
+    /// With --unwrap: `add.headers.prefix`.
+    #[arg(
+        long,
+        env = "CDC_UNWRAP_ADD_HEADERS_PREFIX",
+        default_value = "__",
+        help_heading = "Transforms"
+    )]
+    pub unwrap_add_headers_prefix: String,
+
+    /// Topic routing (`io.debezium.transforms.ByLogicalTableRouter`) `topic.regex`: topics that
+    /// match it all the way go to --route-topic-replacement.
+    #[arg(long, env = "CDC_ROUTE_TOPIC_REGEX", help_heading = "Transforms")]
+    pub route_topic_regex: Option<String>,
+
+    /// Routing's `topic.replacement`, Java syntax: `$1` is the regex's first group.
+    #[arg(long, env = "CDC_ROUTE_TOPIC_REPLACEMENT", help_heading = "Transforms")]
+    pub route_topic_replacement: Option<String>,
+
+    /// Routing's `key.enforce.uniqueness`: add the original topic to the key as a field.
+    #[arg(long, env = "CDC_ROUTE_KEY_ENFORCE_UNIQUENESS", default_value_t = true, action = clap::ArgAction::Set, help_heading = "Transforms")]
+    pub route_key_enforce_uniqueness: bool,
+
+    /// Routing's `key.field.name`.
+    #[arg(long, env = "CDC_ROUTE_KEY_FIELD_NAME", default_value = crate::transforms::topic_router::DEFAULT_KEY_FIELD_NAME, help_heading = "Transforms")]
+    pub route_key_field_name: String,
+
+    /// Routing's `key.field.regex`: what of the original topic goes into the key field.
+    #[arg(long, env = "CDC_ROUTE_KEY_FIELD_REGEX", help_heading = "Transforms")]
+    pub route_key_field_regex: Option<String>,
+
+    /// Routing's `key.field.replacement` (needed with --route-key-field-regex).
+    #[arg(
+        long,
+        env = "CDC_ROUTE_KEY_FIELD_REPLACEMENT",
+        help_heading = "Transforms"
+    )]
+    pub route_key_field_replacement: Option<String>,
+
+    /// The order the transforms run in (Kafka Connect's `transforms=` list).
+    #[arg(
+        long,
+        env = "CDC_TRANSFORM_ORDER",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "route,unwrap",
+        help_heading = "Transforms"
+    )]
+    pub transform_order: Vec<TransformName>,
+
+    /// A Debezium PostgreSQL connector configuration (the JSON posted to Kafka Connect, or a
+    /// `.properties` file) to run with: its keys become these flags; flags and environment
+    /// variables given here win. A key the reader does not support stops the start.
+    #[arg(long, env = "CDC_DEBEZIUM_CONFIG")]
+    pub debezium_config: Option<std::path::PathBuf>,
+    // ---- Riding out PostgreSQL restarts (see retry.rs); keep these flags together. ----
+    /// Treat a connection to PostgreSQL as dead when nothing arrives for this long (the reader
+    /// asks the server for a reply every --status-interval), or a login takes longer. Like
+    /// PostgreSQL's wal_sender_timeout, which drops a silent reader on the server's side.
+    #[arg(long, env = "CDC_CONNECTION_TIMEOUT", value_parser = humantime::parse_duration, default_value = "60s")]
+    pub connection_timeout: Duration,
+
+    /// Reconnect attempts in a row before giving up on a lost connection (Debezium's
+    /// `errors.max.retries`): -1 = unlimited, 0 = stop at the first error.
+    #[arg(long, env = "CDC_MAX_RETRIES", default_value_t = -1, allow_negative_numbers = true)]
+    pub max_retries: i64,
+
+    /// The wait before the first reconnect attempt; doubled at each further attempt.
+    #[arg(long, env = "CDC_RETRY_BACKOFF", value_parser = humantime::parse_duration, default_value = "100ms")]
+    pub retry_backoff: Duration,
+
+    /// The longest wait between reconnect attempts (Debezium's
+    /// `retriable.restart.connector.wait.ms`, 10 s).
+    #[arg(long, env = "CDC_RETRY_BACKOFF_MAX", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub retry_backoff_max: Duration,
 
     #[command(flatten)]
     pub record_options: RecordOptionArgs,
@@ -366,6 +502,17 @@ mod tests {
         );
         assert_eq!(args.topic_prefix, "dbserver1");
         assert_eq!(args.sink, SinkKind::Kafka);
+        assert_eq!(args.connection_timeout, Duration::from_secs(60));
+        assert_eq!(
+            args.max_retries, -1,
+            "unlimited, as Debezium's errors.max.retries"
+        );
+        assert_eq!(args.retry_backoff, Duration::from_millis(100));
+        assert_eq!(args.retry_backoff_max, Duration::from_secs(10));
+        let args = ReaderArgs::try_parse_from(["cdc-reader", "--max-retries", "-1"]).unwrap();
+        assert_eq!(args.max_retries, -1);
+        let args = ReaderArgs::try_parse_from(["cdc-reader", "--max-retries", "3"]).unwrap();
+        assert_eq!(args.max_retries, 3);
     }
 
     /// The README's "Options" table: every flag exists with the default it names, each value it

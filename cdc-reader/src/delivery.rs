@@ -15,6 +15,13 @@
 //!
 //! Each transaction gets a *ticket* (a sequence number); every record of it is sent with that
 //! ticket, and the sink's acknowledgement brings the ticket back. Pure bookkeeping, no I/O.
+//!
+//! After a lost connection the reader resumes from the slot and the server sends everything
+//! after its `confirmed_flush_lsn` again, so [`DeliveryTracker::restart_at`] forgets what was in
+//! flight. Kafka may still acknowledge records sent before that (they are duplicates now, the
+//! server resends them): tickets keep counting up across restarts, so such a late
+//! acknowledgement names a ticket from before the restart and is ignored; it can never count
+//! for a transaction read after it.
 
 use std::collections::VecDeque;
 
@@ -35,6 +42,10 @@ pub struct DeliveryTracker {
     first_ticket: u64,
     in_flight: VecDeque<InFlight>,
     confirmed: Lsn,
+    /// Tickets below this were handed out before the last [`DeliveryTracker::restart_at`].
+    stale_below: u64,
+    /// Acknowledgements that arrived for such tickets (ignored).
+    stale_acks: u64,
 }
 
 /// Errors that mean the bookkeeping was fed something impossible (a bug, not bad input).
@@ -55,7 +66,31 @@ impl DeliveryTracker {
             first_ticket: 0,
             in_flight: VecDeque::new(),
             confirmed: start,
+            stale_below: 0,
+            stale_acks: 0,
         }
+    }
+
+    /// A new replication session resumes from `slot_confirmed` (the slot's confirmed_flush_lsn,
+    /// which after a crash may be older than what was confirmed before): everything in flight is
+    /// forgotten, since the server sends it again. The only place the confirmed LSN may go back:
+    /// the server ignores a flush position behind its own, so nothing is lost either way.
+    pub fn restart_at(&mut self, slot_confirmed: Lsn) {
+        let next = self.first_ticket + self.in_flight.len() as u64;
+        self.in_flight.clear();
+        self.first_ticket = next;
+        self.stale_below = next;
+        self.confirmed = slot_confirmed;
+    }
+
+    /// Whether `ticket` was handed out before the last restart (its acknowledgement is moot).
+    pub fn is_stale(&self, ticket: u64) -> bool {
+        ticket < self.stale_below
+    }
+
+    /// Acknowledgements ignored because their ticket was from before a restart.
+    pub fn stale_acks(&self) -> u64 {
+        self.stale_acks
     }
 
     /// The LSN that is safe to report as flushed.
@@ -114,6 +149,10 @@ impl DeliveryTracker {
 
     /// The sink acknowledged one record of transaction `ticket`.
     pub fn acknowledged(&mut self, ticket: u64) -> Result<(), TrackerError> {
+        if self.is_stale(ticket) {
+            self.stale_acks += 1;
+            return Ok(());
+        }
         let entry = self.entry(ticket)?;
         entry.pending = entry
             .pending
@@ -259,6 +298,42 @@ mod tests {
         assert_eq!(tracker.acknowledged(tx), Err(TrackerError::TooManyAcks(tx)));
         tracker.commit(tx, Lsn(1)).unwrap();
         assert_eq!(tracker.sent(tx), Err(TrackerError::UnknownTicket(tx)));
+    }
+
+    #[test]
+    fn late_acknowledgements_from_before_a_restart_confirm_nothing() {
+        let mut tracker = DeliveryTracker::new(Lsn(100));
+        let old = tracker.begin();
+        tracker.sent(old).unwrap();
+        tracker.sent(old).unwrap();
+        tracker.commit(old, Lsn(200)).unwrap();
+        let open = tracker.begin();
+        tracker.sent(open).unwrap();
+        // The connection is lost; the slot says 0/100 was confirmed (the crash lost nothing more).
+        tracker.restart_at(Lsn(100));
+        assert_eq!(tracker.records_in_flight(), 0);
+        assert_eq!(tracker.transactions_in_flight(), 0);
+        // The server resends the transaction; it gets a new ticket.
+        let again = tracker.begin();
+        assert!(again > open, "tickets keep counting up");
+        tracker.sent(again).unwrap();
+        tracker.commit(again, Lsn(200)).unwrap();
+        // Kafka acknowledges the records sent before the restart: ignored.
+        tracker.acknowledged(old).unwrap();
+        tracker.acknowledged(old).unwrap();
+        tracker.acknowledged(open).unwrap();
+        assert!(tracker.is_stale(old) && tracker.is_stale(open) && !tracker.is_stale(again));
+        assert_eq!(tracker.stale_acks(), 3);
+        assert_eq!(
+            tracker.confirmed(),
+            Lsn(100),
+            "only the resent record's own acknowledgement may confirm it"
+        );
+        tracker.acknowledged(again).unwrap();
+        assert_eq!(tracker.confirmed(), Lsn(200));
+        // A crash can put the slot behind what was confirmed: the new session starts there.
+        tracker.restart_at(Lsn(150));
+        assert_eq!(tracker.confirmed(), Lsn(150));
     }
 
     proptest! {

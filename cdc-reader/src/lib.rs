@@ -15,24 +15,31 @@
 //!   │ heartbeat                 heartbeat records
 //!   │ transaction_metadata      BEGIN/END records (--provide-transaction-metadata)
 //!   │ envelope                  Debezium's envelope JSON: key, value, schema (pure)
+//!   │ transforms                Debezium's SMTs: --unwrap (the row alone), --route-* (pure)
 //!   │ sink                      Kafka (idempotent producer) or stdout, with acknowledgements
 //!   │ delivery                  which LSN is safe to confirm: everything before it is acked
 //!   │ stream                    the loop that ties them together
-//!   ▼ reader                    setup and shutdown around the loop
+//!   │ reader                    setup and shutdown around the loop, a new session after a lost connection
+//!   ▼ retry                     which errors are worth a new connection, and the backoff
 //! Kafka topics dbserver1.<schema>.<table>
 //! ```
+//!
+//! `debezium_config` turns a Debezium connector configuration (`--debezium-config FILE`) into
+//! these flags.
 //!
 //! Two binaries: `cdc-reader` (`src/main.rs`, the reader) and `topic-peek` (`src/bin/`, a
 //! learner's look into Kafka: topics with record counts, or the newest records of one).
 //!
 //! Delivery is at-least-once: the LSN confirmed to PostgreSQL only moves past a transaction
 //! once Kafka acknowledged every record of it and of everything before it; after a crash the
-//! slot resends from there, so records after the last confirmed LSN may arrive twice.
+//! slot resends from there, so records after the last confirmed LSN may arrive twice. The same
+//! holds when PostgreSQL restarts or crashes under a running reader: it connects again with
+//! capped exponential backoff and resumes from the slot (see `retry`).
 
 pub mod catalog;
 pub mod changes;
 pub mod config;
-pub mod conformance;
+pub mod debezium_config;
 pub mod delivery;
 pub mod envelope;
 pub mod heartbeat;
@@ -41,10 +48,12 @@ pub mod outbox;
 pub mod pgoutput;
 pub mod reader;
 pub mod replication;
+pub mod retry;
 pub mod sink;
 pub mod snapshot;
 pub mod stream;
 pub mod transaction_metadata;
+pub mod transforms;
 
 /// Everything that stops the reader, each with what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -73,4 +82,6 @@ pub enum ReaderError {
     Tracker(#[from] delivery::TrackerError),
     #[error("replication stream: {0}")]
     Stream(String),
+    #[error(transparent)]
+    Transforms(#[from] transforms::TransformConfigError),
 }

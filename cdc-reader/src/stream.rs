@@ -16,11 +16,18 @@
 //! when the sink's queue is full the loop stops reading (TCP pushes back on the server) but
 //! keeps draining acknowledgements and sending status updates, so the server never times us
 //! out and nothing is confirmed that is not delivered.
+//!
+//! The status timer also watches the server: between transactions every status update asks
+//! for an immediate reply, so a connection on which nothing arrives for
+//! `--connection-timeout` is dead (a network cut, a frozen server) and the loop ends with
+//! [`ConnectionError::Timeout`]; `reader` then connects again (see `retry`). A loop that ends
+//! with an error leaves its records in flight: the next session's server resends them.
 
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::catalog::CatalogError;
 use crate::changes::{ChangeTranslator, OutputRecord};
 use crate::delivery::DeliveryTracker;
 use crate::envelope::SnapshotMarker;
@@ -49,6 +56,8 @@ pub struct StreamSettings {
     /// Topic prefix (for the heartbeat topic) and whether records carry schemas.
     pub topic_prefix: String,
     pub schemas_enabled: bool,
+    /// The server is gone when nothing arrives for this long while the loop waits for it.
+    pub connection_timeout: Duration,
 }
 
 /// Counters for the summary line and the progress display.
@@ -58,6 +67,19 @@ pub struct StreamStats {
     pub changes: u64,
     pub records_sent: u64,
     pub confirmed: Lsn,
+    /// Frames (XLogData, keepalives) received while streaming.
+    pub frames_received: u64,
+}
+
+impl StreamStats {
+    /// Adds the counters of a later session; its confirmed LSN is the newest.
+    pub fn add(&mut self, later: &StreamStats) {
+        self.transactions += later.transactions;
+        self.changes += later.changes;
+        self.records_sent += later.records_sent;
+        self.frames_received += later.frames_received;
+        self.confirmed = later.confirmed;
+    }
 }
 
 /// Why the loop ended.
@@ -80,7 +102,8 @@ pub struct Stream<'a, S: Sink> {
     /// follows it share the one channel.
     acks: &'a mut mpsc::UnboundedReceiver<Ack>,
     translator: &'a mut ChangeTranslator,
-    tracker: DeliveryTracker,
+    /// Borrowed: it outlives the session, so that tickets keep counting up across reconnects.
+    tracker: &'a mut DeliveryTracker,
     settings: StreamSettings,
     /// The open transaction's ticket, between Begin and Commit.
     open_ticket: Option<u64>,
@@ -89,6 +112,9 @@ pub struct Stream<'a, S: Sink> {
     last_status: Instant,
     /// When the last frame arrived from the server.
     last_frame: Instant,
+    /// When the loop last went back to reading after waiting for the sink (frames that queued
+    /// up meanwhile are not the server's silence).
+    reading_resumed: Instant,
     last_reported: Lsn,
     pub stats: StreamStats,
     records: Vec<OutputRecord>,
@@ -99,20 +125,22 @@ impl<'a, S: Sink> Stream<'a, S> {
         sink: &'a mut S,
         acks: &'a mut mpsc::UnboundedReceiver<Ack>,
         translator: &'a mut ChangeTranslator,
-        start: Lsn,
+        tracker: &'a mut DeliveryTracker,
         settings: StreamSettings,
     ) -> Self {
+        let start = tracker.confirmed();
         Stream {
             writer: None,
             sink,
             acks,
             translator,
-            tracker: DeliveryTracker::new(start),
+            tracker,
             settings,
             open_ticket: None,
             received: start,
             last_status: Instant::now(),
             last_frame: Instant::now(),
+            reading_resumed: Instant::now(),
             last_reported: Lsn::ZERO,
             stats: StreamStats {
                 confirmed: start,
@@ -255,6 +283,7 @@ impl<'a, S: Sink> Stream<'a, S> {
                 frame = reader.next_stream_frame() => match frame? {
                     StreamFrame::CopyData(payload) => {
                         self.last_frame = Instant::now();
+                        self.stats.frames_received += 1;
                         self.handle_copy_data(payload).await?
                     }
                     StreamFrame::CopyDone => break StreamEnd::ServerEnded,
@@ -270,19 +299,25 @@ impl<'a, S: Sink> Stream<'a, S> {
     }
 
     fn handle_ack(&mut self, ack: Ack) -> Result<(), ReaderError> {
-        if let Err(error) = ack.result {
-            return Err(ReaderError::Delivery(error));
-        }
-        self.tracker.acknowledged(ack.ticket)?;
+        self.take_ack(ack)?;
         // Drain whatever else is ready in one go.
         while let Ok(more) = self.acks.try_recv() {
-            if let Err(error) = more.result {
-                return Err(ReaderError::Delivery(error));
-            }
-            self.tracker.acknowledged(more.ticket)?;
+            self.take_ack(more)?;
         }
         self.stats.confirmed = self.tracker.confirmed();
         Ok(())
+    }
+
+    fn take_ack(&mut self, ack: Ack) -> Result<(), ReaderError> {
+        if self.tracker.is_stale(ack.ticket) {
+            // Sent before a reconnect: the server sends that transaction again, so neither a
+            // late success nor a late failure of this copy matters.
+            return Ok(self.tracker.acknowledged(ack.ticket)?);
+        }
+        if let Err(error) = ack.result {
+            return Err(ReaderError::Delivery(error));
+        }
+        Ok(self.tracker.acknowledged(ack.ticket)?)
     }
 
     async fn handle_copy_data(&mut self, payload: bytes::Bytes) -> Result<(), ReaderError> {
@@ -315,7 +350,9 @@ impl<'a, S: Sink> Stream<'a, S> {
         match &message {
             PgOutputMessage::Begin(_) => self.open_ticket = Some(self.tracker.begin()),
             PgOutputMessage::Relation(relation) => {
-                self.translator.define_relation(relation).await?
+                if let Err(error) = self.translator.define_relation(relation).await {
+                    return Err(self.catalog_failure(error.into()));
+                }
             }
             _ => {}
         }
@@ -398,6 +435,7 @@ impl<'a, S: Sink> Stream<'a, S> {
                         );
                         waiting_since = Some(Instant::now());
                     }
+                    self.reading_resumed = Instant::now();
                     match tokio::time::timeout(Duration::from_millis(100), self.acks.recv()).await {
                         Ok(Some(ack)) => self.handle_ack(ack)?,
                         Ok(None) => {
@@ -427,6 +465,9 @@ impl<'a, S: Sink> Stream<'a, S> {
                 .await
             {
                 tracing::warn!(%error, "the heartbeat action query failed");
+                if self.translator.catalog().is_closed() {
+                    return Err(ReaderError::Catalog(CatalogError::Lost(error.to_string())));
+                }
             }
         }
         if self.open_ticket.is_some() {
@@ -458,6 +499,15 @@ impl<'a, S: Sink> Stream<'a, S> {
     /// decoding got, which `DeliveryTracker::idle` then confirms, so WAL written only to
     /// uncaptured tables is released (the slot does not pin it) and `--until-lsn` ends promptly.
     async fn on_status_tick(&mut self) -> Result<(), ReaderError> {
+        let silent_for = self.last_frame.max(self.reading_resumed).elapsed();
+        if silent_for >= self.settings.connection_timeout {
+            return Err(ConnectionError::Timeout(format!(
+                "nothing arrived on the replication connection for {silent_for:.1?} \
+                 (--connection-timeout {:?}), not even the replies the reader asks for",
+                self.settings.connection_timeout
+            ))
+            .into());
+        }
         let between_transactions = self.open_ticket.is_none();
         if self.last_status.elapsed() >= self.settings.status_interval {
             return self.send_status(between_transactions).await;
@@ -490,6 +540,16 @@ impl<'a, S: Sink> Stream<'a, S> {
             self.last_reported = confirmed;
         }
         Ok(())
+    }
+
+    /// A catalog look-up failed: when its connection is gone, that is a lost connection (worth
+    /// a reconnect), not a problem of the table.
+    fn catalog_failure(&self, error: ReaderError) -> ReaderError {
+        if self.translator.catalog().is_closed() {
+            ReaderError::Catalog(CatalogError::Lost(error.to_string()))
+        } else {
+            error
+        }
     }
 
     /// Delivers what is in flight, confirms it, and closes the stream politely.

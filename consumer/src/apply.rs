@@ -4,10 +4,11 @@
 //! records ──decode──> changes + tombstones + poison
 //!    poison ──> <topic>.dlq (awaited: acknowledged before the commit below)
 //!    BEGIN
+//!      check that this consumer still is the projection writer (projection_writer FOR SHARE)
 //!      load the touched orders' states (from the cache, else selected) and seen outbox ids
 //!      fold (pure: projections::BatchFold)
 //!      write states, order_totals, order_status_totals deltas
-//!      write consumer_offsets = last offset + 1 per partition
+//!      write consumer_offsets = last offset + 1 per partition; log the ranges with the epoch
 //!    COMMIT
 //! ```
 //!
@@ -21,82 +22,15 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use projections::{decode_outbox, BatchFold, ChangeDecoder, ChangeEvent, Decoded, Position};
-use rdkafka::message::{Headers, Message};
+use projections::{BatchFold, Position};
 use sqlx::PgPool;
 
-use crate::config::Source;
 use crate::dlq::DeadLetters;
 use crate::kafka::TopicPartition;
+use crate::record::{BatchRecord, Outcome};
+use crate::projection_writer::{self, Fence};
 use crate::state_cache::StateCache;
 use crate::{offsets, store};
-
-/// A record of a batch, decoded (or not) as soon as it is read.
-#[derive(Debug)]
-pub struct BatchRecord {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub outcome: Outcome,
-}
-
-#[derive(Debug)]
-pub enum Outcome {
-    Change(ChangeEvent),
-    Tombstone,
-    /// Not decodable: goes to the dead-letter topic, with a copy of what arrived.
-    Poison(Poison),
-}
-
-/// A record that could not be used, as it arrived, and why.
-#[derive(Debug, Clone)]
-pub struct Poison {
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
-    pub error: String,
-}
-
-/// Decodes a Kafka record from `source`'s topic (`decoder` remembers the last CDC schema).
-pub fn decode_record<M: Message>(
-    source: Source,
-    decoder: &mut ChangeDecoder,
-    message: &M,
-) -> BatchRecord {
-    let decoded = match source {
-        Source::Cdc => decoder.decode(message.payload()),
-        Source::Outbox => {
-            let headers: Vec<(&str, Option<&[u8]>)> = message
-                .headers()
-                .map(|h| h.iter().map(|header| (header.key, header.value)).collect())
-                .unwrap_or_default();
-            decode_outbox(message.key(), message.payload(), &headers)
-        }
-    };
-    let outcome = match decoded {
-        Ok(Decoded::Change(event)) => Outcome::Change(event),
-        Ok(Decoded::Tombstone) => Outcome::Tombstone,
-        Err(error) => Outcome::Poison(Poison {
-            key: message.key().map(<[u8]>::to_vec),
-            value: message.payload().map(<[u8]>::to_vec),
-            headers: message
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            error: error.to_string(),
-        }),
-    };
-    BatchRecord {
-        topic: message.topic().to_string(),
-        partition: message.partition(),
-        offset: message.offset(),
-        outcome,
-    }
-}
 
 /// What a batch did.
 #[derive(Debug, Default, Clone)]
@@ -117,16 +51,23 @@ pub struct Applier {
     pub dead_letters: DeadLetters,
     pub cache: StateCache,
     pub consumer: String,
+    /// This writer's claim, checked in every batch's transaction.
+    pub fence: Fence,
+    /// Batches applied so far (every 1000th also prunes the batch log).
+    pub batches: u64,
 }
 
 impl Applier {
     /// Applies `records` (in the order read) in one transaction, with their offsets.
     pub async fn apply(&mut self, records: &[BatchRecord]) -> anyhow::Result<BatchSummary> {
+        self.batches += 1;
         let result = apply_batch(
             &self.pool,
             &self.dead_letters,
             &mut self.cache,
             &self.consumer,
+            &self.fence,
+            self.batches.is_multiple_of(1000),
             records,
         )
         .await;
@@ -143,6 +84,8 @@ pub async fn apply_batch(
     dead_letters: &DeadLetters,
     cache: &mut StateCache,
     consumer: &str,
+    fence: &Fence,
+    prune_log: bool,
     records: &[BatchRecord],
 ) -> anyhow::Result<BatchSummary> {
     let mut summary = BatchSummary {
@@ -152,7 +95,12 @@ pub async fn apply_batch(
     let mut order_ids = Vec::new();
     let mut event_ids = Vec::new();
     let mut poison = Vec::new();
+    let mut first_offsets: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     for record in records {
+        first_offsets
+            .entry((record.topic.clone(), record.partition))
+            .and_modify(|first| *first = (*first).min(record.offset))
+            .or_insert(record.offset);
         summary
             .next_offsets
             .entry((record.topic.clone(), record.partition))
@@ -178,6 +126,7 @@ pub async fn apply_batch(
     }
 
     let mut tx = pool.begin().await.context("cannot start a transaction")?;
+    projection_writer::check(&mut tx, fence).await?;
     let (mut states, missing) = cache.take(&order_ids);
     if !missing.is_empty() {
         let stored = store::load_states(&mut tx, &missing)
@@ -209,6 +158,21 @@ pub async fn apply_batch(
     offsets::save(&mut tx, consumer, &summary.next_offsets)
         .await
         .context("cannot store the offsets")?;
+    let ranges = first_offsets
+        .into_iter()
+        .filter_map(|(tp, first)| {
+            let next = summary.next_offsets.get(&tp).copied()?;
+            Some((tp, (first, next)))
+        })
+        .collect();
+    offsets::log_batch(&mut tx, consumer, &ranges, fence.epoch)
+        .await
+        .context("cannot log the batch")?;
+    if prune_log {
+        offsets::prune_batch_log(&mut tx)
+            .await
+            .context("cannot prune the batch log")?;
+    }
     tx.commit().await.context("cannot commit the batch")?;
     cache.remember(fold.into_states());
     Ok(summary)

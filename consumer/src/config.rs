@@ -97,6 +97,15 @@ pub struct ConsumerArgs {
     /// Exit once every partition reaches the end offset it had at start, and print events/s.
     #[arg(long, env = "CONSUMER_UNTIL_CAUGHT_UP", global = true)]
     pub until_caught_up: bool,
+
+    /// First wait after a failed batch or a lost server (PostgreSQL, Kafka); doubles with
+    /// every failed attempt up to --retry-backoff-max. The consumer never gives up.
+    #[arg(long, env = "CONSUMER_RETRY_BACKOFF", default_value = "500ms", value_parser = humantime::parse_duration, global = true)]
+    pub retry_backoff: Duration,
+
+    /// Longest wait between two attempts.
+    #[arg(long, env = "CONSUMER_RETRY_BACKOFF_MAX", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub retry_backoff_max: Duration,
 }
 
 impl ConsumerArgs {

@@ -3,14 +3,22 @@
 //! partition reaches the end offset it had at start.
 //!
 //! ```text
-//! lock ─> (replay: empty projections + forget offsets, one transaction)
-//!      ─> assign every partition at consumer_offsets.next_offset (or the earliest)
-//!      ─> loop { read up to --batch-size records or --batch-timeout ─> apply_batch ─> commit to Kafka (informational) }
+//! loop {                                                             one session:
+//!   claim the writer (advisory lock + new epoch; waits while another consumer writes)
+//!   (replay, once: empty projections + forget offsets, one transaction)
+//!   assign every partition at consumer_offsets.next_offset (or the earliest)
+//!   loop { read up to --batch-size records or --batch-timeout ─> apply_batch ─> commit to Kafka (informational) }
+//! } until Ctrl-C / caught up; a failed session is followed by the next one
 //! ```
 //!
-//! Only one consumer process writes the projections at a time: it holds a PostgreSQL
-//! advisory lock for as long as it runs (released by the server when the process dies,
-//! even by kill -9).
+//! Only one consumer process writes the projections at a time, and it never writes without
+//! its claim: every batch's transaction checks it ([`crate::projection_writer`]). Whatever
+//! breaks a session (PostgreSQL restarted or crashed, a batch failing mid-transaction or in
+//! its COMMIT, the claim lost) ends it: the in-memory state cache and the Kafka client go
+//! with it, and the next session starts again from the offsets PostgreSQL committed, after a
+//! capped backoff ([`crate::retry`]). A batch that failed is therefore read again, never
+//! skipped. A Kafka broker restart does not even end a session: the client reconnects and
+//! fetches on from where it was.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -20,18 +28,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 use projections::ChangeDecoder;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
-use sqlx::pool::PoolConnection;
-use sqlx::{PgPool, Postgres};
+use sqlx::PgPool;
 
-use crate::apply::{decode_record, Applier, BatchRecord};
+use crate::apply::Applier;
 use crate::config::ConsumerArgs;
 use crate::dlq::{dlq_topic, DeadLetters};
 use crate::kafka::{self, TopicPartition};
+use crate::record::{decode_record, BatchRecord};
+use crate::projection_writer::{self, Fence};
+use crate::retry::{classify, Backoff, Failure, KafkaStalled};
 use crate::state_cache::StateCache;
 use crate::{offsets, store};
-
-/// The advisory lock key every projection writer takes (`hashtext('order-projections')`).
-const LOCK_NAME: &str = "order-projections";
 
 /// What a run did.
 #[derive(Debug, Default, Clone)]
@@ -41,6 +48,8 @@ pub struct RunSummary {
     pub duplicates: u64,
     pub tombstones: u64,
     pub dead_letters: u64,
+    /// Sessions that ended in a failure and were started again.
+    pub restarts: u64,
     pub elapsed: Duration,
 }
 
@@ -50,39 +59,153 @@ impl RunSummary {
     }
 }
 
+/// What outlives a session.
+struct RunState {
+    summary: RunSummary,
+    /// `--replay` asked for a reset that has not committed yet.
+    replay_pending: bool,
+    /// With `--until-caught-up`: the end offsets the first session saw.
+    ends: Option<BTreeMap<TopicPartition, i64>>,
+    progress: Option<ProgressBar>,
+    last_log: Instant,
+    backoff: Backoff,
+}
+
+/// Why a session ended early, and whether it was still setting up (claim, topics, assign).
+struct SessionError {
+    error: anyhow::Error,
+    setting_up: bool,
+}
+
+fn setting_up(error: impl Into<anyhow::Error>) -> SessionError {
+    SessionError {
+        error: error.into(),
+        setting_up: true,
+    }
+}
+
+fn applying(error: impl Into<anyhow::Error>) -> SessionError {
+    SessionError {
+        error: error.into(),
+        setting_up: false,
+    }
+}
+
 /// Runs the consumer against the database at `database_url`.
 pub async fn consume(database_url: &str, args: &ConsumerArgs) -> anyhow::Result<RunSummary> {
     let pool = db::connect(database_url, 4).await?;
     db::require_schema(&pool, database_url).await?;
     store::require_tables(&pool).await?;
-    let lock = lock(&pool).await?;
+    let owner = projection_writer::owner_description(&args.consumer_name());
+    let started = Instant::now();
+    let mut run = RunState {
+        summary: RunSummary::default(),
+        replay_pending: args.replay,
+        ends: None,
+        progress: None,
+        last_log: Instant::now(),
+        backoff: Backoff::new(args.retry_backoff, args.retry_backoff_max),
+    };
+    let mut first = true;
+    let outcome = loop {
+        let Err(SessionError { error, setting_up }) =
+            session(&pool, database_url, args, &owner, &mut run, first).await
+        else {
+            break Ok(());
+        };
+        let failure = match classify(&error) {
+            // Only the very first start fails fast on what looks permanent (a topic that
+            // is not there with --until-caught-up); later, setting up is retried.
+            Failure::Permanent if setting_up && !first => Failure::Transient,
+            failure => failure,
+        };
+        first = false;
+        run.summary.restarts += 1;
+        match failure {
+            Failure::Permanent => break Err(error),
+            Failure::Fenced => {
+                tracing::warn!("{error:#}");
+            }
+            Failure::Transient => {
+                let (wait, attempt) = run.backoff.next_wait();
+                tracing::warn!(
+                    "{error:#}; attempt {attempt} failed, starting again from the stored offsets in {wait:?}"
+                );
+                if sleep_or_ctrl_c(wait).await {
+                    tracing::info!("stopping (Ctrl-C)");
+                    break Ok(());
+                }
+            }
+        }
+    };
+    run.summary.elapsed = started.elapsed();
+    if let Some(progress) = &run.progress {
+        progress.finish_and_clear();
+    }
+    pool.close().await;
+    outcome.map(|()| run.summary)
+}
+
+/// Sleeps `wait`; `true` when Ctrl-C came first.
+async fn sleep_or_ctrl_c(wait: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => false,
+        _ = tokio::signal::ctrl_c() => true,
+    }
+}
+
+/// One session: claim, (replay), assign, apply batches. `Ok` when the run is over (Ctrl-C,
+/// or caught up); the lock is released when it ends, either way.
+async fn session(
+    pool: &PgPool,
+    database_url: &str,
+    args: &ConsumerArgs,
+    owner: &str,
+    run: &mut RunState,
+    first: bool,
+) -> Result<(), SessionError> {
+    let claim = tokio::select! {
+        claim = projection_writer::claim(database_url, owner) => claim.map_err(setting_up)?,
+        _ = tokio::signal::ctrl_c() => return Ok(()),
+    };
+    let result = session_with_claim(pool, args, &claim.fence, run, first).await;
+    claim.release().await;
+    result
+}
+
+async fn session_with_claim(
+    pool: &PgPool,
+    args: &ConsumerArgs,
+    fence: &Fence,
+    run: &mut RunState,
+    first: bool,
+) -> Result<(), SessionError> {
     let consumer_name = args.consumer_name();
     let topics = args.topics();
 
-    if args.replay {
-        let mut tx = pool.begin().await?;
-        store::empty_projections(&mut tx)
-            .await
-            .context("cannot empty the projections")?;
-        offsets::forget_all(&mut tx)
-            .await
-            .context("cannot forget the stored offsets")?;
-        tx.commit()
-            .await
-            .context("cannot commit the replay's reset")?;
+    if run.replay_pending {
+        replay_reset(pool, fence).await.map_err(setting_up)?;
+        run.replay_pending = false;
         tracing::info!("replay: projections emptied and offsets forgotten; reading {topics:?} from the earliest offsets");
     }
 
-    let consumer = kafka::stream_consumer(&args.bootstrap_servers, &consumer_name)?;
-    let marks = wait_for_topics(&consumer, &topics, args.until_caught_up).await?;
-    for topic in &topics {
-        kafka::ensure_topic(&args.bootstrap_servers, &dlq_topic(topic)).await?;
-    }
-    let dead_letters = DeadLetters::new(kafka::producer(&args.bootstrap_servers)?);
-
-    let stored = offsets::load(&pool, &consumer_name, &topics)
+    let consumer =
+        kafka::stream_consumer(&args.bootstrap_servers, &consumer_name).map_err(setting_up)?;
+    let marks = wait_for_topics(&consumer, &topics, args.until_caught_up && first)
         .await
-        .context("cannot load the stored offsets")?;
+        .map_err(setting_up)?;
+    for topic in &topics {
+        kafka::ensure_topic(&args.bootstrap_servers, &dlq_topic(topic))
+            .await
+            .map_err(setting_up)?;
+    }
+    let dead_letters =
+        DeadLetters::new(kafka::producer(&args.bootstrap_servers).map_err(setting_up)?);
+
+    let stored = offsets::load(pool, &consumer_name, &topics)
+        .await
+        .context("cannot load the stored offsets")
+        .map_err(setting_up)?;
     let mut positions: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     let mut assignment = TopicPartitionList::new();
     for ((topic, partition), (low, _)) in &marks {
@@ -95,81 +218,108 @@ pub async fn consume(database_url: &str, args: &ConsumerArgs) -> anyhow::Result<
             None => *low,
         };
         positions.insert((topic.clone(), *partition), start);
-        assignment.add_partition_offset(topic, *partition, Offset::Offset(start))?;
+        assignment
+            .add_partition_offset(topic, *partition, Offset::Offset(start))
+            .map_err(setting_up)?;
     }
     consumer
         .assign(&assignment)
-        .context("cannot assign the partitions")?;
+        .context("cannot assign the partitions")
+        .map_err(setting_up)?;
     drop(assignment);
-    let ends: BTreeMap<TopicPartition, i64> = marks
+    let ends = run
+        .ends
+        .get_or_insert_with(|| {
+            marks
+                .iter()
+                .map(|(tp, (_, high))| (tp.clone(), *high))
+                .collect()
+        })
+        .clone();
+    let to_read: u64 = marks
         .iter()
-        .map(|(tp, (_, high))| (tp.clone(), *high))
-        .collect();
-    let to_read: u64 = ends
-        .iter()
-        .map(|(tp, end)| (end - positions.get(tp).copied().unwrap_or(0)).max(0) as u64)
+        .map(|(tp, (_, end))| (end - positions.get(tp).copied().unwrap_or(0)).max(0) as u64)
         .sum();
     tracing::info!(
-        "consumer {consumer_name}: reading {} partition(s) of {topics:?}, {to_read} record(s) behind",
+        "consumer {consumer_name} (writer epoch {}): reading {} partition(s) of {topics:?}, {to_read} record(s) behind",
+        fence.epoch,
         positions.len()
     );
+    let progress = run
+        .progress
+        .get_or_insert_with(|| progress_bar(args, to_read))
+        .clone();
 
-    let progress = if args.replay || args.until_caught_up {
-        let bar = ProgressBar::new(to_read);
-        bar.set_style(
-            ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {human_pos}/{human_len} records ({per_sec}, eta {eta}) {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
-
-    // While one batch is written to PostgreSQL, the next is read and decoded.
-    let started = Instant::now();
-    let mut summary = RunSummary::default();
-    let mut last_log = Instant::now();
-    let mut decoder = ChangeDecoder::new();
-    let cache = StateCache::new(store::state_table_is_empty(&pool).await?);
+    // The claim was taken before this: no other writer changes the states from here on.
+    let cache = StateCache::new(
+        store::state_table_is_empty(pool)
+            .await
+            .map_err(setting_up)?,
+    );
     let mut applier = Some(Applier {
         pool: pool.clone(),
         dead_letters,
         cache,
         consumer: consumer_name.clone(),
+        fence: fence.clone(),
+        batches: 0,
     });
+
+    // While one batch is written to PostgreSQL, the next is read and decoded.
+    let mut decoder = ChangeDecoder::new();
     let batch_size = args.batch_size as usize;
-    let mut next = read_batch(&consumer, args, &mut decoder, batch_size).await?;
+    let mut next = read_batch(&consumer, args, &mut decoder, batch_size).await;
+    let mut last_delivery = Instant::now();
     loop {
         let Some(batch) = next.take() else {
             tracing::info!("stopping (Ctrl-C)");
-            break;
+            return Ok(());
         };
         if batch.is_empty() {
             if args.until_caught_up && caught_up(&consumer, &mut positions, &ends) {
-                break;
+                return Ok(());
             }
-            next = read_batch(&consumer, args, &mut decoder, batch_size).await?;
+            if last_delivery.elapsed() > STALL_AFTER {
+                if let Some(behind) = records_waiting(&consumer, &positions) {
+                    return Err(applying(KafkaStalled {
+                        idle_seconds: last_delivery.elapsed().as_secs(),
+                        behind,
+                    }));
+                }
+                last_delivery = Instant::now();
+            }
+            next = read_batch(&consumer, args, &mut decoder, batch_size).await;
             continue;
         }
+        last_delivery = Instant::now();
         let last_batch = args.until_caught_up && reaches_ends(&batch, &positions, &ends);
         let step = Instant::now();
-        let mut owned_applier = applier.take().context("the applier was lost")?;
+        let mut owned_applier = applier
+            .take()
+            .context("the applier was lost")
+            .map_err(applying)?;
         let apply = tokio::spawn(async move {
             let done = owned_applier.apply(&batch).await;
             tracing::debug!("batch of {} applied in {:?}", batch.len(), step.elapsed());
             (owned_applier, done)
         });
-        let read = if last_batch {
-            Ok(Some(Vec::new()))
+        next = if last_batch {
+            Some(Vec::new())
         } else {
             let read = read_batch(&consumer, args, &mut decoder, batch_size).await;
             tracing::debug!("next batch read in {:?}", step.elapsed());
             read
         };
-        let (returned_applier, done) = apply.await.context("the batch task failed")?;
+        let (returned_applier, done) = apply
+            .await
+            .context("the batch task failed")
+            .map_err(applying)?;
         applier = Some(returned_applier);
-        let done = done?;
-        next = read?;
+        // A failed batch ends the session; the next one reads it again (and what was read
+        // meanwhile) from the stored offsets.
+        let done = done.map_err(applying)?;
+        run.backoff.reset();
+        let summary = &mut run.summary;
         summary.records += done.records;
         summary.applied += done.applied;
         summary.duplicates += done.duplicates;
@@ -188,7 +338,9 @@ pub async fn consume(database_url: &str, args: &ConsumerArgs) -> anyhow::Result<
                 done.dead_letters
             );
         }
-        if !(args.replay || args.until_caught_up) && last_log.elapsed() > Duration::from_secs(10) {
+        if !(args.replay || args.until_caught_up)
+            && run.last_log.elapsed() > Duration::from_secs(10)
+        {
             tracing::info!(
                 "{} records: {} applied, {} duplicates, {} dead letters",
                 summary.records,
@@ -196,35 +348,70 @@ pub async fn consume(database_url: &str, args: &ConsumerArgs) -> anyhow::Result<
                 summary.duplicates,
                 summary.dead_letters
             );
-            last_log = Instant::now();
+            run.last_log = Instant::now();
         }
     }
-    summary.elapsed = started.elapsed();
-    progress.finish_and_clear();
-    // Return the locked connection first: closing the pool waits for every connection.
-    drop(lock);
-    pool.close().await;
-    Ok(summary)
 }
 
-/// Takes the projection writers' advisory lock, waiting while another consumer holds it.
-async fn lock(pool: &PgPool) -> anyhow::Result<PoolConnection<Postgres>> {
-    let mut connection = pool.acquire().await?;
-    let mut waited = false;
-    loop {
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
-            .bind(LOCK_NAME)
-            .fetch_one(&mut *connection)
-            .await?;
-        if locked {
-            return Ok(connection);
+/// How long the Kafka client may deliver nothing while records wait before the session is
+/// started again with a new client.
+const STALL_AFTER: Duration = Duration::from_secs(15);
+
+/// How many records the partitions hold beyond the client's fetch position (or, where it
+/// has none, the applied position); `None` when nothing waits or the broker does not answer.
+fn records_waiting(
+    consumer: &StreamConsumer,
+    positions: &BTreeMap<TopicPartition, i64>,
+) -> Option<i64> {
+    let mut client: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    if let Ok(list) = consumer.position() {
+        for element in list.elements() {
+            if let Offset::Offset(offset) = element.offset() {
+                client.insert((element.topic().to_string(), element.partition()), offset);
+            }
         }
-        if !waited {
-            tracing::warn!("another consumer is writing the projections (advisory lock `{LOCK_NAME}`); waiting for it to stop");
-            waited = true;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    let mut behind = 0;
+    for (tp, applied) in positions {
+        let (_, high) = consumer
+            .fetch_watermarks(&tp.0, tp.1, Duration::from_secs(2))
+            .ok()?;
+        let position = client.get(tp).copied().unwrap_or(*applied).max(*applied);
+        behind += (high - position).max(0);
+    }
+    (behind > 0).then_some(behind)
+}
+
+/// `--replay`: empties the projections and forgets every offset, in one transaction that
+/// checks the claim first.
+async fn replay_reset(pool: &PgPool, fence: &Fence) -> anyhow::Result<()> {
+    let mut tx = pool
+        .begin()
+        .await
+        .context("cannot start the replay's reset")?;
+    projection_writer::check(&mut tx, fence).await?;
+    store::empty_projections(&mut tx)
+        .await
+        .context("cannot empty the projections")?;
+    offsets::forget_all(&mut tx)
+        .await
+        .context("cannot forget the stored offsets")?;
+    tx.commit()
+        .await
+        .context("cannot commit the replay's reset")?;
+    Ok(())
+}
+
+fn progress_bar(args: &ConsumerArgs, to_read: u64) -> ProgressBar {
+    if !(args.replay || args.until_caught_up) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(to_read);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {human_pos}/{human_len} records ({per_sec}, eta {eta}) {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 /// The watermarks of every partition of `topics`, waiting for topics that do not exist yet
@@ -251,25 +438,26 @@ async fn wait_for_topics(
 }
 
 /// Reads up to `batch_size` records: waits up to a second for the first, then at most
-/// `--batch-timeout` for the rest. `None` on Ctrl-C.
+/// `--batch-timeout` for the rest. `None` on Ctrl-C. Kafka errors (a broker restarting) are
+/// logged and end the batch early: the client reconnects by itself.
 async fn read_batch(
     consumer: &StreamConsumer,
     args: &ConsumerArgs,
     decoder: &mut ChangeDecoder,
     batch_size: usize,
-) -> anyhow::Result<Option<Vec<BatchRecord>>> {
+) -> Option<Vec<BatchRecord>> {
     let mut batch = Vec::with_capacity(batch_size.min(100_000));
     let first = tokio::select! {
         message = consumer.recv() => Some(message),
         _ = tokio::time::sleep(Duration::from_secs(1)) => None,
-        _ = tokio::signal::ctrl_c() => return Ok(None),
+        _ = tokio::signal::ctrl_c() => return None,
     };
     match first {
-        None => return Ok(Some(batch)),
+        None => return Some(batch),
         Some(Ok(message)) => batch.push(decode_record(args.from, decoder, &message)),
         Some(Err(error)) => {
             tracing::warn!("Kafka: {error}");
-            return Ok(Some(batch));
+            return Some(batch);
         }
     }
     let deadline = tokio::time::Instant::now() + args.batch_timeout;
@@ -283,7 +471,7 @@ async fn read_batch(
             Err(_) => break,
         }
     }
-    Ok(Some(batch))
+    Some(batch)
 }
 
 /// Whether, once `batch` is applied, every partition will have reached its end offset.

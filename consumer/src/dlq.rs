@@ -25,8 +25,8 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::apply::{BatchRecord, Poison};
 use crate::kafka;
+use crate::record::{BatchRecord, Poison};
 
 pub const HEADER_TOPIC: &str = "__connect.errors.topic";
 pub const HEADER_PARTITION: &str = "__connect.errors.partition";

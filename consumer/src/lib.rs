@@ -13,7 +13,11 @@
 //!
 //! - [`config`]: the command line (every flag with an env twin).
 //! - [`kafka`]: the Kafka clients, and why partitions are assigned by hand.
-//! - [`consume`]: the loop: lock, (replay), assign at the stored offsets, batch, apply.
+//! - [`consume`]: the loop of sessions: claim, (replay), assign at the stored offsets, batch,
+//!   apply; a failed session is followed by the next, from the stored offsets.
+//! - [`projection_writer`]: one writer at a time (advisory lock + fencing epoch checked in
+//!   every batch); [`retry`]: which failures are retried, and the backoff.
+//! - [`record`]: a record of a batch, decoded once: a change, a tombstone, or poison.
 //! - [`apply`]: one batch = one transaction with its offsets: the exactly-once step.
 //! - [`store`] and [`offsets`]: the projection tables and the offset store in PostgreSQL;
 //!   [`state_cache`]: the committed order states kept in memory between batches.
@@ -26,6 +30,9 @@ pub mod consume;
 pub mod dlq;
 pub mod kafka;
 pub mod offsets;
+pub mod projection_writer;
+pub mod record;
+pub mod retry;
 pub mod state_cache;
 pub mod status;
 pub mod store;
@@ -40,12 +47,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         None => {
             let summary = consume(database_url, &cli.consumer).await?;
             println!(
-                "{} records ({} applied, {} duplicates, {} tombstones, {} dead letters) in {:.1}s: {:.0} events/s",
+                "{} records ({} applied, {} duplicates, {} tombstones, {} dead letters{}) in {:.1}s: {:.0} events/s",
                 summary.records,
                 summary.applied,
                 summary.duplicates,
                 summary.tombstones,
                 summary.dead_letters,
+                match summary.restarts {
+                    0 => String::new(),
+                    n => format!(", {n} restarts after failures"),
+                },
                 summary.elapsed.as_secs_f64(),
                 summary.records_per_second()
             );

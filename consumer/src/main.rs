@@ -7,5 +7,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     db::init_tracing();
-    consumer::run(consumer::Cli::parse()).await
+    let cli = consumer::Cli::parse();
+    db::check_args::exit_if_only_checking("consumer");
+    consumer::run(cli).await
 }

@@ -12,6 +12,17 @@
 //! batch that was in flight is read again, its effects having been rolled back with it.
 //! (Kafka's own committed offsets for the group are written after each commit too, but only
 //! so `kafka-consumer-groups --describe` shows a lag; the consumer never reads them.)
+//!
+//! Every batch also logs the offset range it applied per partition, with the epoch of the
+//! writer that applied it ([`crate::projection_writer`]), in `projection_batches`:
+//!
+//! ```text
+//!  consumer               | topic                   | partition | first_offset | next_offset | writer_epoch
+//!  order-projections-cdc  | dbserver1.public.orders |         0 |        18000 |       18342 |            7
+//! ```
+//!
+//! In that log the ranges of a partition never overlap and their epochs never go down: each
+//! offset was applied once, by one writer at a time.
 
 use std::collections::BTreeMap;
 
@@ -68,13 +79,58 @@ pub async fn save(
     Ok(())
 }
 
-/// Forgets every stored offset, of every consumer (inside the replay's transaction).
+/// Forgets every stored offset, of every consumer, and the batch log (inside the replay's
+/// transaction).
 ///
 /// All consumers feed the same projection tables, so once those are emptied no stored
 /// position describes them any more.
 pub async fn forget_all(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM consumer_offsets")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM projection_batches")
         .execute(tx)
         .await?;
+    Ok(())
+}
+
+/// How many `projection_batches` rows are kept (the most recent).
+pub const BATCH_LOG_ROWS: i64 = 100_000;
+
+/// Logs the offset range `[first, next)` this batch applied in each partition, with the
+/// writer's epoch (inside the batch's transaction).
+pub async fn log_batch(
+    tx: &mut PgConnection,
+    consumer: &str,
+    ranges: &BTreeMap<TopicPartition, (i64, i64)>,
+    writer_epoch: i64,
+) -> Result<(), sqlx::Error> {
+    let topics: Vec<&str> = ranges.keys().map(|(topic, _)| topic.as_str()).collect();
+    let partitions: Vec<i32> = ranges.keys().map(|(_, partition)| *partition).collect();
+    let firsts: Vec<i64> = ranges.values().map(|(first, _)| *first).collect();
+    let nexts: Vec<i64> = ranges.values().map(|(_, next)| *next).collect();
+    sqlx::query(
+        "INSERT INTO projection_batches (consumer, topic, partition, first_offset, next_offset, writer_epoch) \
+         SELECT $1, t, p, f, n, $6 FROM UNNEST($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS u(t, p, f, n)",
+    )
+    .bind(consumer)
+    .bind(topics)
+    .bind(partitions)
+    .bind(firsts)
+    .bind(nexts)
+    .bind(writer_epoch)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Deletes all but the most recent [`BATCH_LOG_ROWS`] rows of `projection_batches`.
+pub async fn prune_batch_log(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM projection_batches WHERE id <= (SELECT max(id) FROM projection_batches) - $1",
+    )
+    .bind(BATCH_LOG_ROWS)
+    .execute(tx)
+    .await?;
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! A read cache of `projection_order_state`, so a batch does not have to select the states
 //! of its orders from PostgreSQL every time.
 //!
-//! Sound because this process is the only writer (it holds the projections' advisory lock)
-//! and the cache only ever holds committed rows: states enter it after their batch's COMMIT.
+//! Sound because this process is the only writer (every batch checks its claim,
+//! [`crate::projection_writer`]) and the cache only ever holds committed rows: states enter it
+//! after their batch's COMMIT. A cache lives for one session of the consume loop: when a batch
+//! fails or the claim is lost, it is dropped with the session, and the next one starts empty.
 //! After a replay (or on an empty table) the cache is complete: an order it does not know has
 //! no state at all, so nothing is selected. Otherwise misses are selected, once. Over
 //! [`StateCache::MAX_ORDERS`] it forgets everything and goes back to selecting misses.

@@ -20,15 +20,17 @@ use std::collections::HashSet;
 use projections::{BatchFold, Cents, GroupTotals, OrderId, OrderRow, OrderState, OrderStates};
 use sqlx::{PgConnection, PgPool};
 
-/// The tables this consumer needs beyond the playground's own (migration 0002).
+/// The tables this consumer needs beyond the playground's own (migrations 0002 and 0003).
 pub const CONSUMER_TABLES: &[&str] = &[
     "consumer_offsets",
     "projection_order_state",
     "projection_outbox_events",
     "order_status_totals",
+    "projection_writer",
+    "projection_batches",
 ];
 
-/// Fails with a clear message when migration 0002 has not been applied.
+/// Fails with a clear message when migration 0002 or 0003 has not been applied.
 pub async fn require_tables(pool: &PgPool) -> anyhow::Result<()> {
     for table in CONSUMER_TABLES {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")

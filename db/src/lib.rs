@@ -16,8 +16,10 @@
 //! - [`connect`]: a connection pool, with an error that names the database (never the password).
 //! - [`migrate`] / [`reset`]: apply the schema; drop and recreate it.
 //! - [`require_schema`]: fail early, saying "run `cargo run -p db -- migrate`", when tables are missing.
+//! - [`check_args`]: `PGCDC_CHECK_ARGS=1` makes any binary check its command line and exit.
 //! - [`testing`]: a fresh, migrated database per integration test, so tests never share rows.
 
+pub mod check_args;
 pub mod private_stack;
 pub mod testing;
 

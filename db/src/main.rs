@@ -38,6 +38,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     db::init_tracing();
     let cli = Cli::parse();
+    db::check_args::exit_if_only_checking("db");
     let url = &cli.database.database_url;
     let pool = db::connect(url, 2).await?;
     match cli.command {

@@ -45,7 +45,8 @@ pub fn free_port() -> u16 {
 impl PrivateStack {
     /// Starts a private stack named after the test (`name` plus the test process id).
     pub fn up(name: &str) -> PrivateStack {
-        let dir = std::env::temp_dir().join(format!("pgcdc-stack-{}", crate::testing::unique_name(name)));
+        let dir =
+            std::env::temp_dir().join(format!("pgcdc-stack-{}", crate::testing::unique_name(name)));
         if dir.exists() {
             // A previous run of this very process id (unlikely) or a leftover: start clean.
             let stale = PrivateStack {
@@ -93,7 +94,10 @@ impl PrivateStack {
             ("PLAYGROUND_DIR", self.dir.display().to_string()),
             ("PG_PORT", self.pg_port.to_string()),
             ("KAFKA_PORT", self.kafka_port.to_string()),
-            ("KAFKA_CONTROLLER_PORT", self.kafka_controller_port.to_string()),
+            (
+                "KAFKA_CONTROLLER_PORT",
+                self.kafka_controller_port.to_string(),
+            ),
             ("DATABASE_URL", self.database_url("playground")),
             ("KAFKA_BOOTSTRAP_SERVERS", self.kafka_bootstrap_servers()),
         ]

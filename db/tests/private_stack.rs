@@ -4,7 +4,9 @@
 use db::private_stack::PrivateStack;
 
 async fn answers(url: &str) -> i64 {
-    let pool = db::connect(url, 1).await.expect("the private PostgreSQL answers");
+    let pool = db::connect(url, 1)
+        .await
+        .expect("the private PostgreSQL answers");
     sqlx::query_scalar("SELECT 1::bigint")
         .fetch_one(&pool)
         .await

@@ -5,6 +5,7 @@
 //!     [--customers 100] [--mix create=70,update=20,cancel=5,delete=5] [--seed 42]
 //!     [--concurrency K] [--items 3] [--outbox-delete-after-insert]
 //!     [--direct-publish [--fail-between-commit-and-publish 0.05] [--direct-publish-topic T]]
+//!     [--max-retries 100] [--retry-backoff 200ms] [--retry-backoff-max 5s]
 //! cargo run -p producer -- serve --listen 127.0.0.1:4000
 //! ```
 //!
@@ -20,6 +21,7 @@ use db::DatabaseArgs;
 use crate::direct_publish;
 use crate::http::ServeConfig;
 use crate::orders::OutboxMode;
+use crate::retry::RetryPolicy;
 use crate::runner::{DirectPublishConfig, Rate, RunConfig, StopAfter};
 use crate::workload::{Mix, WorkloadShape};
 
@@ -102,6 +104,15 @@ pub struct RunArgs {
     /// Do not draw the progress bar.
     #[arg(long, env = "PRODUCER_NO_PROGRESS")]
     pub no_progress: bool,
+    /// Failed attempts in a row (PostgreSQL or Kafka away) after which the run gives up.
+    #[arg(long, env = "PRODUCER_MAX_RETRIES", default_value_t = 100)]
+    pub max_retries: u32,
+    /// First wait before an operation is retried on a new connection; doubles per attempt.
+    #[arg(long, env = "PRODUCER_RETRY_BACKOFF", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub retry_backoff: Duration,
+    /// Longest wait between two attempts.
+    #[arg(long, env = "PRODUCER_RETRY_BACKOFF_MAX", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub retry_backoff_max: Duration,
 }
 
 impl RunArgs {
@@ -131,6 +142,11 @@ impl RunArgs {
                 fail_probability: self.fail_between_commit_and_publish,
             }),
             progress: !self.no_progress,
+            retry: RetryPolicy {
+                max_retries: self.max_retries,
+                first_backoff: self.retry_backoff,
+                max_backoff: self.retry_backoff_max,
+            },
         }
     }
 }
@@ -149,6 +165,9 @@ pub struct ServeArgs {
     /// Database connections the server may hold.
     #[arg(long, env = "PRODUCER_POOL_SIZE", default_value_t = 8)]
     pub pool_size: u32,
+    /// How long a request waits for the database before answering 503 (while it is away).
+    #[arg(long, env = "PRODUCER_DB_WAIT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub db_wait: Duration,
 }
 
 impl ServeArgs {
@@ -160,6 +179,7 @@ impl ServeArgs {
                 delete_after_insert: self.outbox_delete_after_insert,
             },
             pool_size: self.pool_size.max(1),
+            db_wait: self.db_wait,
         }
     }
 }

@@ -7,17 +7,24 @@
 //! PATCH  /orders/{id}   {"status":"PAID"} -> 200 order                + OrderStatusChanged / OrderCancelled
 //!                       {"items":[...]}   -> 200 order                + OrderUpdated
 //! DELETE /orders/{id}   -> 204                                        + OrderDeleted
-//! GET    /healthz       -> 200 {"status":"ok"} (503 when the database does not answer)
+//! GET    /healthz       -> 200 {"status":"ok"} (503 when the database does not answer within --db-wait)
 //!
 //! errors: {"error":"invalid_field","field":"items[0].quantity","problem":"must be at least 1 (got -2)"}
 //!   400 malformed JSON or id     404 unknown order     409 illegal status change, items of a
 //!   paid order     422 well-formed JSON with a wrong value     500 database trouble
+//!   503 the database is away (restarting, crashed): {"error":"database_unavailable",...}, with
+//!       Retry-After; or the COMMIT got no answer: {"error":"commit_in_doubt","order_id":42,...}
+//!       (GET the order once the database is back to see whether it was saved)
 //! ```
+//!
+//! While PostgreSQL is away every request answers 503 within a few seconds (it does not hang),
+//! and once it is back the pool opens new connections by itself: nothing to restart.
 //!
 //! Every write is one transaction with its outbox row ([`crate::orders`]); when a request is
 //! rejected nothing is written.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -38,6 +45,8 @@ use crate::requests::{self, OrderPatch};
 pub struct AppState {
     pub pool: PgPool,
     pub outbox_mode: OutboxMode,
+    /// How long a request waits for a database connection before it answers 503 (`--db-wait`).
+    pub db_wait: Duration,
 }
 
 /// The API's routes.
@@ -68,6 +77,8 @@ pub struct ApiError {
     kind: &'static str,
     field: Option<String>,
     problem: String,
+    /// The order a COMMIT in doubt was for.
+    order_id: Option<i64>,
 }
 
 impl ApiError {
@@ -82,7 +93,19 @@ impl ApiError {
             kind,
             field,
             problem: problem.into(),
+            order_id: None,
         }
+    }
+
+    /// 503: the database does not answer (yet).
+    fn unavailable(problem: impl std::fmt::Display) -> ApiError {
+        tracing::warn!(%problem, "database unavailable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            None,
+            format!("the database is not available ({problem}); try again in a moment"),
+        )
     }
 
     fn malformed_id(error: FieldError) -> ApiError {
@@ -135,6 +158,25 @@ impl From<OrderError> for ApiError {
                 problem,
             ),
             OrderError::Invalid(field_error) => field_error.into(),
+            OrderError::CommitInDoubt { ref committed, .. } => {
+                tracing::warn!(%problem, "commit in doubt");
+                let order_id = committed.order.order_id;
+                ApiError {
+                    order_id: Some(order_id),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "commit_in_doubt",
+                        None,
+                        format!(
+                            "the database connection failed during COMMIT: the change may or may not be saved; \
+                             GET /orders/{order_id} once the database is back"
+                        ),
+                    )
+                }
+            }
+            ref error @ OrderError::Database(ref source) if error.is_transient() => {
+                ApiError::unavailable(source)
+            }
             OrderError::Unreadable { .. } | OrderError::Database(_) => {
                 tracing::error!(%problem, "request failed");
                 ApiError::new(
@@ -150,7 +192,13 @@ impl From<OrderError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": self.kind, "field": self.field, "problem": self.problem});
+        let mut body = json!({"error": self.kind, "field": self.field, "problem": self.problem});
+        if let Some(order_id) = self.order_id {
+            body["order_id"] = json!(order_id);
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            return (self.status, [(header::RETRY_AFTER, "1")], Json(body)).into_response();
+        }
         (self.status, Json(body)).into_response()
     }
 }
@@ -170,11 +218,14 @@ fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
 async fn connection(
     state: &AppState,
 ) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>, ApiError> {
-    state
-        .pool
-        .acquire()
-        .await
-        .map_err(|e| OrderError::Database(e).into())
+    match tokio::time::timeout(state.db_wait, state.pool.acquire()).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(error)) => Err(OrderError::Database(error).into()),
+        Err(_) => Err(ApiError::unavailable(format!(
+            "no connection within {:?}",
+            state.db_wait
+        ))),
+    }
 }
 
 async fn create_order(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
@@ -237,11 +288,20 @@ async fn delete_order(
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    match sqlx::query("SELECT 1").execute(&state.pool).await {
+    let answer = tokio::time::timeout(state.db_wait, async {
+        sqlx::query("SELECT 1")
+            .execute(&state.pool)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|_| Err(format!("no answer within {:?}", state.db_wait)));
+    match answer {
         Ok(_) => Json(json!({"status": "ok"})).into_response(),
-        Err(e) => (
+        Err(problem) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "problem": e.to_string()})),
+            [(header::RETRY_AFTER, "1")],
+            Json(json!({"status": "unavailable", "problem": problem})),
         )
             .into_response(),
     }
@@ -254,6 +314,7 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub outbox_mode: OutboxMode,
     pub pool_size: u32,
+    pub db_wait: Duration,
 }
 
 /// Why the server could not start or stopped.
@@ -287,6 +348,7 @@ pub async fn run_server(config: ServeConfig) -> Result<(), ServeError> {
         AppState {
             pool,
             outbox_mode: config.outbox_mode,
+            db_wait: config.db_wait,
         },
     )
     .await

@@ -19,6 +19,7 @@
 //!   each one transaction with its outbox row; used by both modes.
 //! - [`workload`]: the seeded, deterministic sequence of operations and the `--mix` parser.
 //! - [`runner`]: the CLI run: workers, pacing, progress bar; [`report`]: the summary.
+//! - [`retry`]: what is retried when PostgreSQL or Kafka goes away, and COMMITs in doubt.
 //! - [`direct_publish`]: the dual write (commit, then publish) and its failure injection.
 //! - [`requests`] and [`http`]: the HTTP API (`producer serve`).
 //! - [`cli`]: the command-line flags.
@@ -32,6 +33,7 @@ pub mod orders;
 pub mod outbox;
 pub mod report;
 pub mod requests;
+pub mod retry;
 pub mod runner;
 pub mod workload;
 

@@ -11,6 +11,7 @@ use producer::cli::{Cli, Command};
 async fn main() -> anyhow::Result<()> {
     db::init_tracing();
     let cli = Cli::parse();
+    db::check_args::exit_if_only_checking("producer");
     match cli.command {
         Some(Command::Serve(args)) => {
             producer::http::run_server(args.into_config())

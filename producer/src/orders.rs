@@ -14,7 +14,9 @@
 //!
 //! If anything fails before COMMIT, the transaction is dropped and PostgreSQL rolls it back:
 //! no order without its event, no event without its order. CDC reads the WAL, which holds only
-//! committed transactions, so a consumer sees both or neither.
+//! committed transactions, so a consumer sees both or neither. If the connection dies while
+//! COMMIT is on its way, nobody knows whether it happened: [`OrderError::CommitInDoubt`] carries
+//! what would have been committed, and [`was_committed`] looks it up once the server is back.
 //!
 //! Both the CLI workload ([`crate::workload`] via [`crate::run`]) and the HTTP API
 //! ([`crate::http`]) call these functions. Changes to an existing order first lock its row
@@ -75,6 +77,72 @@ pub enum OrderError {
     Unreadable { order_id: i64, problem: String },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The connection failed while COMMIT was on its way: the change may or may not be
+    /// committed. [`was_committed`] tells, once the server answers again.
+    #[error("the connection failed during COMMIT ({source}): {} of order {} may or may not be committed", .committed.event.event_type.as_str(), .committed.order.order_id)]
+    CommitInDoubt {
+        committed: Box<Committed>,
+        source: sqlx::Error,
+    },
+}
+
+impl OrderError {
+    /// Whether running the same operation again may succeed (the database was away).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            OrderError::Database(error) => crate::retry::is_transient(error),
+            _ => false,
+        }
+    }
+}
+
+/// Commits `tx`; a COMMIT the server never answered is [`OrderError::CommitInDoubt`] (with
+/// what would have been committed), an error the server answered is a plain database error.
+async fn commit(
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    committed: Committed,
+) -> Result<Committed, OrderError> {
+    match tx.commit().await {
+        Ok(()) => Ok(committed),
+        Err(source) if crate::retry::is_unanswered(&source) => Err(OrderError::CommitInDoubt {
+            committed: Box::new(committed),
+            source,
+        }),
+        Err(error) => Err(OrderError::Database(error)),
+    }
+}
+
+/// Whether the change of an in-doubt COMMIT is in the database (ask once the server is back).
+///
+/// The outbox row says it exactly (its id is the event's); with `--outbox-delete-after-insert`
+/// there is none, so the order tells: a create committed if the order exists, a delete if it
+/// does not, any other change if the order's `updated_at` is the one that transaction set.
+pub async fn was_committed(
+    conn: &mut PgConnection,
+    committed: &Committed,
+    mode: OutboxMode,
+) -> Result<bool, sqlx::Error> {
+    if !mode.delete_after_insert {
+        return sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM outbox_events WHERE id = $1::uuid)",
+        )
+        .bind(committed.event.id.to_string())
+        .fetch_one(conn)
+        .await;
+    }
+    let updated_at: Option<String> = sqlx::query_scalar(concat!(
+        "SELECT ",
+        utc_text!("updated_at"),
+        " FROM orders WHERE id = $1"
+    ))
+    .bind(committed.order.order_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(match committed.event.event_type {
+        EventType::OrderCreated => updated_at.is_some(),
+        EventType::OrderDeleted => updated_at.is_none(),
+        _ => updated_at.as_deref() == Some(committed.order.updated_at.as_str()),
+    })
 }
 
 /// Inserts `order` with its lines and an `OrderCreated` event, in one transaction.
@@ -125,11 +193,14 @@ pub async fn create_order(
     };
     let event = OutboxEvent::for_order(event_id, EventType::OrderCreated, &stored, None);
     insert_outbox_event(&mut tx, &event, mode).await?;
-    tx.commit().await?;
-    Ok(Committed {
-        order: stored,
-        event,
-    })
+    commit(
+        tx,
+        Committed {
+            order: stored,
+            event,
+        },
+    )
+    .await
 }
 
 /// Moves an order to status `to` (pay, ship or cancel), with an `OrderStatusChanged` event
@@ -162,8 +233,7 @@ pub async fn change_status(
     };
     let event = OutboxEvent::for_order(event_id, event_type, &order, Some(from));
     insert_outbox_event(&mut tx, &event, mode).await?;
-    tx.commit().await?;
-    Ok(Committed { order, event })
+    commit(tx, Committed { order, event }).await
 }
 
 /// Cancels an order that has not shipped yet, with an `OrderCancelled` event.
@@ -214,8 +284,7 @@ pub async fn change_item_quantity(
     order.updated_at = update_total(&mut tx, order_id, order.total).await?;
     let event = OutboxEvent::for_order(event_id, EventType::OrderUpdated, &order, None);
     insert_outbox_event(&mut tx, &event, mode).await?;
-    tx.commit().await?;
-    Ok(Committed { order, event })
+    commit(tx, Committed { order, event }).await
 }
 
 /// Replaces all lines of a NEW order and recomputes its total, with an `OrderUpdated` event.
@@ -257,8 +326,7 @@ pub async fn replace_items(
     order.updated_at = update_total(&mut tx, order_id, total).await?;
     let event = OutboxEvent::for_order(event_id, EventType::OrderUpdated, &order, None);
     insert_outbox_event(&mut tx, &event, mode).await?;
-    tx.commit().await?;
-    Ok(Committed { order, event })
+    commit(tx, Committed { order, event }).await
 }
 
 /// Deletes an order and its lines, with an `OrderDeleted` event carrying the order as it was.
@@ -283,8 +351,7 @@ pub async fn delete_order(
         .await?;
     let event = OutboxEvent::for_order(event_id, EventType::OrderDeleted, &order, None);
     insert_outbox_event(&mut tx, &event, mode).await?;
-    tx.commit().await?;
-    Ok(Committed { order, event })
+    commit(tx, Committed { order, event }).await
 }
 
 /// Reads an order with its lines (no lock), or `None` when there is no such order.

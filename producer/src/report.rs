@@ -11,7 +11,11 @@
 //!   delete    499
 //!   transaction latency: p50 0.71 ms, p99 3.20 ms
 //!   direct publish to outbox.events: 9500 published, 500 lost between commit and publish
+//!   faults: 12 retries on a new connection, 1 COMMIT in doubt (1 committed, 0 not committed),
+//!           2 operations skipped on orders a crash took back, 3 publishes sent again
 //! ```
+//!
+//! The `faults` line appears only when the database (or Kafka) went away during the run.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,6 +31,43 @@ pub struct WorkerReport {
     pub latencies: Vec<Duration>,
     pub published: u64,
     pub publish_failures: u64,
+    /// Operations run again on a new connection after a transient failure.
+    pub retries: u64,
+    /// COMMITs that got no answer, and how looking the order up resolved them.
+    pub in_doubt: u64,
+    pub in_doubt_committed: u64,
+    pub in_doubt_not_committed: u64,
+    /// Operations skipped because a crash took back the order they were for.
+    pub lost_orders: u64,
+    /// Direct publishes sent again (Kafka away).
+    pub publish_retries: u64,
+}
+
+/// What the run did when a server went away (summed over the workers).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultSummary {
+    pub retries: u64,
+    pub in_doubt: u64,
+    pub in_doubt_committed: u64,
+    pub in_doubt_not_committed: u64,
+    pub lost_orders: u64,
+    pub publish_retries: u64,
+}
+
+impl FaultSummary {
+    fn add(&mut self, worker: &WorkerReport) {
+        self.retries += worker.retries;
+        self.in_doubt += worker.in_doubt;
+        self.in_doubt_committed += worker.in_doubt_committed;
+        self.in_doubt_not_committed += worker.in_doubt_not_committed;
+        self.lost_orders += worker.lost_orders;
+        self.publish_retries += worker.publish_retries;
+    }
+
+    /// Whether nothing went wrong.
+    pub fn is_empty(&self) -> bool {
+        *self == FaultSummary::default()
+    }
 }
 
 impl WorkerReport {
@@ -54,6 +95,7 @@ pub struct Summary {
     pub p50: Duration,
     pub p99: Duration,
     pub direct_publish: Option<PublishSummary>,
+    pub faults: FaultSummary,
 }
 
 impl Summary {
@@ -68,7 +110,9 @@ impl Summary {
         let mut counts = BTreeMap::new();
         let mut latencies = Vec::new();
         let (mut published, mut failed) = (0, 0);
+        let mut faults = FaultSummary::default();
         for worker in workers {
+            faults.add(&worker);
             for (kind, n) in worker.counts {
                 *counts.entry(kind).or_default() += n;
             }
@@ -89,6 +133,7 @@ impl Summary {
                 published,
                 failed,
             }),
+            faults,
         }
     }
 
@@ -151,6 +196,20 @@ impl fmt::Display for Summary {
                 publish.topic, publish.published, publish.failed
             )?;
         }
+        let faults = &self.faults;
+        if !faults.is_empty() {
+            write!(
+                f,
+                "\n  faults: {} retries on a new connection, {} COMMIT(s) in doubt ({} committed, {} not committed),\n          \
+                 {} operation(s) skipped on orders a crash took back, {} publish(es) sent again",
+                faults.retries,
+                faults.in_doubt,
+                faults.in_doubt_committed,
+                faults.in_doubt_not_committed,
+                faults.lost_orders,
+                faults.publish_retries
+            )?;
+        }
         Ok(())
     }
 }
@@ -195,6 +254,24 @@ mod tests {
         assert!(text.contains("  create        2\n"), "{text}");
         assert!(
             text.contains("2 published, 1 lost between commit and publish"),
+            "{text}"
+        );
+        assert!(!text.contains("faults"), "{text}");
+    }
+
+    #[test]
+    fn reports_faults_when_there_were_some() {
+        let worker = WorkerReport {
+            retries: 3,
+            in_doubt: 2,
+            in_doubt_committed: 1,
+            in_doubt_not_committed: 1,
+            ..WorkerReport::default()
+        };
+        let summary = Summary::new(vec![worker], Duration::from_secs(1), 1, 42, None);
+        let text = summary.to_string();
+        assert!(
+            text.contains("faults: 3 retries on a new connection, 2 COMMIT(s) in doubt (1 committed, 1 not committed)"),
             "{text}"
         );
     }

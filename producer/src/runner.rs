@@ -9,6 +9,13 @@
 //!
 //! Each worker owns one pooled connection for the whole run (no acquire per transaction) and
 //! runs its operations one after another: with K workers, K transactions are in flight.
+//!
+//! When PostgreSQL goes away (restart, crash) a worker waits, takes a new connection and runs
+//! the failed operation again; a COMMIT that got no answer is *in doubt* and is resolved by
+//! looking the order up before going on ([`crate::retry`]). After such a fault, an operation
+//! that finds its order gone or not in the status it was left in is skipped and counted: the
+//! stack runs `synchronous_commit=off`, so a crash can take back the last acknowledged
+//! commits. The summary reports all of it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,12 +24,14 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sqlx::PgConnection;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, PgPool, Postgres};
 use tokio::time::Instant;
 
 use crate::direct_publish::{DirectPublisher, PublishError};
 use crate::orders::{self, Committed, OrderError, OutboxMode};
 use crate::report::{Summary, WorkerReport};
+use crate::retry::RetryPolicy;
 use crate::workload::{
     salted_event_id, Operation, OperationKind, OrderRef, Workload, WorkloadShape,
 };
@@ -80,6 +89,8 @@ pub struct RunConfig {
     pub direct_publish: Option<DirectPublishConfig>,
     /// Draw a progress bar on stderr (it hides itself when stderr is not a terminal).
     pub progress: bool,
+    /// How failed operations (the database or Kafka away) are retried.
+    pub retry: RetryPolicy,
 }
 
 /// Why a run stopped early.
@@ -102,6 +113,12 @@ pub enum RunError {
     BadProbability(f64),
     #[error("a worker stopped unexpectedly: {0}")]
     WorkerPanicked(String),
+    #[error("worker {worker}: gave up after {attempts} failed attempts in a row (--max-retries): {last}")]
+    GaveUp {
+        worker: u32,
+        attempts: u32,
+        last: String,
+    },
 }
 
 /// Runs the workload and returns its summary (which `main` prints).
@@ -150,12 +167,13 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
     let config = Arc::new(config);
     let started = Instant::now();
     let mut workers = Vec::new();
-    for (worker, mut connection) in (0..).zip(connections) {
-        let (config, progress, publisher, stop) = (
+    for (worker, connection) in (0..).zip(connections) {
+        let (config, progress, publisher, stop, pool) = (
             config.clone(),
             progress.clone(),
             publisher.clone(),
             stop.clone(),
+            pool.clone(),
         );
         workers.push(tokio::spawn(async move {
             let context = WorkerContext {
@@ -166,8 +184,9 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
                 publisher: publisher.as_ref(),
                 stop: &stop,
                 event_id_salt,
+                pool,
             };
-            let result = run_worker(context, &mut connection).await;
+            let result = run_worker(context, connection).await;
             if result.is_err() {
                 stop.store(true, Ordering::Relaxed);
             }
@@ -250,11 +269,13 @@ struct WorkerContext<'a> {
     stop: &'a AtomicBool,
     /// See [`salted_event_id`].
     event_id_salt: u64,
+    /// Where a new connection comes from when the worker's own is lost.
+    pool: PgPool,
 }
 
 async fn run_worker(
     context: WorkerContext<'_>,
-    connection: &mut PgConnection,
+    connection: PoolConnection<Postgres>,
 ) -> Result<WorkerReport, RunError> {
     let WorkerContext {
         worker,
@@ -264,6 +285,7 @@ async fn run_worker(
         publisher,
         stop,
         event_id_salt,
+        pool,
     } = context;
     let mut workload = Workload::new(config.seed, worker, config.shape);
     // The failure draw has its own stream so the operations do not depend on it.
@@ -271,6 +293,14 @@ async fn run_worker(
     // OrderRef (creation ordinal in this worker) -> order id the database assigned.
     let mut order_ids: Vec<i64> = Vec::new();
     let mut report = WorkerReport::default();
+    let mut link = Link {
+        worker,
+        connection: Some(connection),
+        pool,
+        retry: config.retry,
+        stop,
+        faulted: false,
+    };
     let quota = match config.stop_after {
         StopAfter::Operations(total) => Some(share_of(total, worker, config.concurrency)),
         StopAfter::Duration(_) => None,
@@ -302,20 +332,40 @@ async fn run_worker(
         let event_id = salted_event_id(planned.event_id, event_id_salt);
         let kind = planned.operation.kind();
         let began = Instant::now();
-        let committed = apply(
-            connection,
+        let outcome = apply_with_retries(
+            &mut link,
+            &mut report,
             &planned.operation,
             event_id,
             &order_ids,
             config.outbox_mode,
         )
         .await
-        .map_err(|source| RunError::Operation {
-            worker,
-            index,
-            kind,
-            source,
+        .map_err(|failure| match failure {
+            Failed::Operation(source) => RunError::Operation {
+                worker,
+                index,
+                kind,
+                source,
+            },
+            Failed::Run(error) => error,
         })?;
+        let committed = match outcome {
+            Applied::Committed(committed) => committed,
+            Applied::Stopped => break,
+            Applied::LostOrder(problem) => {
+                tracing::warn!(
+                    "worker {worker}: operation #{index} ({kind}) skipped: {problem} \
+                     (a commit acknowledged before the crash was lost: synchronous_commit=off)"
+                );
+                report.lost_orders += 1;
+                if let Some(order) = planned.operation.order() {
+                    workload.forget(order);
+                }
+                progress.inc(1);
+                continue;
+            }
+        };
         report.record(kind, began.elapsed());
         if let Operation::Create(_) = planned.operation {
             order_ids.push(committed.order.order_id);
@@ -325,13 +375,204 @@ async fn run_worker(
                 tracing::debug!(event = %committed.event.id, "lost between commit and publish (simulated)");
                 report.publish_failures += 1;
             } else {
-                publisher.publish(&committed.event).await?;
+                publish_with_retries(publisher, &committed, &link, &mut report).await?;
                 report.published += 1;
             }
         }
         progress.inc(1);
     }
     Ok(report)
+}
+
+/// A worker's connection to PostgreSQL, and what it needs to replace it.
+struct Link<'a> {
+    worker: u32,
+    /// `None` between losing a connection and getting the next.
+    connection: Option<PoolConnection<Postgres>>,
+    pool: PgPool,
+    retry: RetryPolicy,
+    stop: &'a AtomicBool,
+    /// Whether this worker has seen the database go away during the run.
+    faulted: bool,
+}
+
+impl Link<'_> {
+    /// Waits the backoff of `attempt`, then replaces the connection, trying again (each try
+    /// one more attempt) until one works. `Ok(false)` when the run was stopped meanwhile.
+    async fn reconnect(&mut self, attempt: &mut u32, problem: &str) -> Result<bool, RunError> {
+        self.faulted = true;
+        // Give the broken connection back first: the pool has one per worker.
+        if let Some(mut broken) = self.connection.take() {
+            broken.close_on_drop();
+        }
+        let mut problem = problem.to_string();
+        loop {
+            *attempt += 1;
+            if *attempt > self.retry.max_retries {
+                return Err(RunError::GaveUp {
+                    worker: self.worker,
+                    attempts: *attempt - 1,
+                    last: problem.to_string(),
+                });
+            }
+            let wait = self.retry.backoff(*attempt);
+            tracing::warn!(
+                "worker {}: {problem}; attempt {} of {} in {wait:?} on a new connection",
+                self.worker,
+                *attempt,
+                self.retry.max_retries
+            );
+            tokio::time::sleep(wait).await;
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            match self.pool.acquire().await {
+                Ok(connection) => {
+                    self.connection = Some(connection);
+                    return Ok(true);
+                }
+                Err(error) => problem = format!("no connection to PostgreSQL yet ({error})"),
+            }
+        }
+    }
+}
+
+/// What happened to one planned operation.
+enum Applied {
+    Committed(Committed),
+    /// After a fault: the order is not what this run left it as (see the module comment).
+    LostOrder(OrderError),
+    /// Ctrl-C (or another worker's failure) while waiting for the database.
+    Stopped,
+}
+
+/// Why an operation could not be applied at all.
+enum Failed {
+    Operation(OrderError),
+    Run(RunError),
+}
+
+/// Applies one operation, riding out the database going away: transient failures are
+/// retried on a new connection; an in-doubt COMMIT is resolved by looking the order up.
+async fn apply_with_retries(
+    link: &mut Link<'_>,
+    report: &mut WorkerReport,
+    operation: &Operation,
+    event_id: uuid::Uuid,
+    order_ids: &[i64],
+    mode: OutboxMode,
+) -> Result<Applied, Failed> {
+    let mut attempt = 0;
+    loop {
+        let Some(connection) = link.connection.as_mut() else {
+            match link.reconnect(&mut attempt, "no connection").await {
+                Ok(true) => continue,
+                Ok(false) => return Ok(Applied::Stopped),
+                Err(error) => return Err(Failed::Run(error)),
+            }
+        };
+        let error = match apply(connection, operation, event_id, order_ids, mode).await {
+            Ok(committed) => return Ok(Applied::Committed(committed)),
+            Err(error) => error,
+        };
+        match error {
+            OrderError::CommitInDoubt { committed, source } => {
+                report.in_doubt += 1;
+                let problem = format!("COMMIT got no answer ({source}): in doubt");
+                match resolve_in_doubt(link, &mut attempt, &committed, mode, &problem).await {
+                    Ok(Some(true)) => {
+                        report.in_doubt_committed += 1;
+                        tracing::info!(
+                            "worker {}: the in-doubt {} of order {} was committed",
+                            link.worker,
+                            committed.event.event_type.as_str(),
+                            committed.order.order_id
+                        );
+                        return Ok(Applied::Committed(*committed));
+                    }
+                    Ok(Some(false)) => {
+                        report.in_doubt_not_committed += 1;
+                        tracing::info!("worker {}: the in-doubt {} of order {} was not committed; running it again", link.worker, committed.event.event_type.as_str(), committed.order.order_id);
+                    }
+                    Ok(None) => return Ok(Applied::Stopped),
+                    Err(error) => return Err(Failed::Run(error)),
+                }
+            }
+            error if error.is_transient() => {
+                report.retries += 1;
+                let problem = format!("PostgreSQL unavailable ({error})");
+                match link.reconnect(&mut attempt, &problem).await {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(Applied::Stopped),
+                    Err(error) => return Err(Failed::Run(error)),
+                }
+            }
+            error @ (OrderError::NotFound(_)
+            | OrderError::IllegalTransition { .. }
+            | OrderError::ItemsLocked { .. }
+            | OrderError::NoSuchLine { .. })
+                if link.faulted =>
+            {
+                return Ok(Applied::LostOrder(error));
+            }
+            error => return Err(Failed::Operation(error)),
+        }
+    }
+}
+
+/// Looks up whether an in-doubt change was committed, on a new connection, retrying while
+/// the database is still away. `None` when the run was stopped meanwhile.
+async fn resolve_in_doubt(
+    link: &mut Link<'_>,
+    attempt: &mut u32,
+    committed: &Committed,
+    mode: OutboxMode,
+    problem: &str,
+) -> Result<Option<bool>, RunError> {
+    let mut problem = problem.to_string();
+    loop {
+        if !link.reconnect(attempt, &problem).await? {
+            return Ok(None);
+        }
+        let Some(connection) = link.connection.as_mut() else {
+            continue;
+        };
+        match orders::was_committed(connection, committed, mode).await {
+            Ok(found) => return Ok(Some(found)),
+            Err(error) => {
+                problem = format!("cannot resolve an in-doubt COMMIT yet ({error})");
+            }
+        }
+    }
+}
+
+/// Publishes a committed event (`--direct-publish`), sending it again while Kafka is away
+/// (a broker restart): at least once, so Kafka may get it twice.
+async fn publish_with_retries(
+    publisher: &DirectPublisher,
+    committed: &Committed,
+    link: &Link<'_>,
+    report: &mut WorkerReport,
+) -> Result<(), RunError> {
+    let mut attempt = 0;
+    loop {
+        let error = match publisher.publish(&committed.event).await {
+            Ok(()) => return Ok(()),
+            Err(error) => error,
+        };
+        attempt += 1;
+        if attempt > link.retry.max_retries || link.stop.load(Ordering::Relaxed) {
+            return Err(error.into());
+        }
+        report.publish_retries += 1;
+        let wait = link.retry.backoff(attempt);
+        tracing::warn!(
+            "worker {}: {error}; attempt {attempt} of {} in {wait:?}",
+            link.worker,
+            link.retry.max_retries
+        );
+        tokio::time::sleep(wait).await;
+    }
 }
 
 /// The last order id the database handed out (0 on a fresh database): the event id salt.

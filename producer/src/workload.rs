@@ -212,6 +212,17 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// The existing order this operation changes (`None` for a create).
+    pub fn order(&self) -> Option<OrderRef> {
+        match self {
+            Operation::Create(_) => None,
+            Operation::AdvanceStatus { order, .. }
+            | Operation::ChangeQuantity { order, .. }
+            | Operation::Cancel { order }
+            | Operation::Delete { order } => Some(*order),
+        }
+    }
+
     pub fn kind(&self) -> OperationKind {
         match self {
             Operation::Create(_) => OperationKind::Create,
@@ -311,6 +322,14 @@ impl Workload {
         PlannedOperation {
             event_id,
             operation,
+        }
+    }
+
+    /// Forgets an order: no later operation refers to it. For an order the database lost
+    /// (a commit acknowledged just before a crash, with `synchronous_commit=off`).
+    pub fn forget(&mut self, order: OrderRef) {
+        if let Some(model) = self.orders.remove(&order) {
+            self.by_status[slot(model.status)].remove(order);
         }
     }
 

@@ -66,6 +66,7 @@ async fn a_missing_schema_says_to_migrate() {
         listen: "127.0.0.1:0".parse().unwrap(),
         outbox_mode: Default::default(),
         pool_size: 1,
+        db_wait: std::time::Duration::from_secs(3),
     })
     .await
     .unwrap_err();

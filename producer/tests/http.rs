@@ -28,6 +28,7 @@ impl Api {
         let app = router(AppState {
             pool,
             outbox_mode: Default::default(),
+            db_wait: std::time::Duration::from_secs(3),
         });
         tokio::spawn(async move { axum::serve(listener, app).await });
         Api { addr }

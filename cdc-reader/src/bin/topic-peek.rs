@@ -45,6 +45,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     db::init_tracing();
     let args = Args::parse();
+    db::check_args::exit_if_only_checking("topic-peek");
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &args.kafka_bootstrap_servers)
         .set("enable.auto.commit", "false")

@@ -22,6 +22,7 @@
 //! keepalives) are decoded by [`super::protocol`], which does no I/O.
 
 use std::io;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use fallible_iterator::FallibleIterator;
@@ -92,6 +93,9 @@ pub enum ConnectionError {
     Protocol(String),
     #[error("the server closed the connection")]
     Closed,
+    /// Nothing arrived for too long: the server (or the network to it) is silently gone.
+    #[error("no answer from the server: {0}")]
+    Timeout(String),
 }
 
 /// An ErrorResponse from the server, with its SQLSTATE code so callers can branch on it.
@@ -261,6 +265,22 @@ impl FrameWriter {
     }
 }
 
+/// TCP keepalives: probe after 10 s of silence, every 5 s, give up after 3 unanswered probes;
+/// and (Linux) drop the connection when sent data stays unacknowledged for `user_timeout`.
+fn set_keepalives(socket: &TcpStream, user_timeout: Duration) -> io::Result<()> {
+    let socket = socket2::SockRef::from(socket);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3);
+    socket.set_tcp_keepalive(&keepalive)?;
+    #[cfg(target_os = "linux")]
+    socket.set_tcp_user_timeout(Some(user_timeout))?;
+    #[cfg(not(target_os = "linux"))]
+    let _ = user_timeout;
+    Ok(())
+}
+
 /// A replication connection in its command phase (before START_REPLICATION).
 pub struct ReplicationConnection {
     reader: FrameReader,
@@ -277,13 +297,43 @@ pub enum StreamFrame {
 }
 
 impl ReplicationConnection {
-    /// Connects with `replication=database` and authenticates.
+    /// Connects with `replication=database` and authenticates (at most 60 s).
     pub async fn connect(
         target: &ConnectionTarget,
         application_name: &str,
     ) -> Result<Self, ConnectionError> {
+        Self::connect_with_timeout(target, application_name, Duration::from_secs(60)).await
+    }
+
+    /// Connects and authenticates within `timeout`. The socket gets TCP keepalives (and a TCP
+    /// user timeout of `timeout`), so a peer that vanished without a word is noticed even while
+    /// the reader only waits (the stream loop adds its own check: a frame within `timeout`).
+    pub async fn connect_with_timeout(
+        target: &ConnectionTarget,
+        application_name: &str,
+        timeout: Duration,
+    ) -> Result<Self, ConnectionError> {
+        tokio::time::timeout(
+            timeout,
+            Self::connect_now(target, application_name, timeout),
+        )
+        .await
+        .map_err(|_| {
+            ConnectionError::Timeout(format!(
+                "{} did not complete the login within {timeout:?}",
+                target.describe()
+            ))
+        })?
+    }
+
+    async fn connect_now(
+        target: &ConnectionTarget,
+        application_name: &str,
+        timeout: Duration,
+    ) -> Result<Self, ConnectionError> {
         let socket = TcpStream::connect((target.host.as_str(), target.port)).await?;
         socket.set_nodelay(true)?;
+        set_keepalives(&socket, timeout)?;
         let (read, write) = socket.into_split();
         let mut connection = ReplicationConnection {
             reader: FrameReader {

@@ -46,6 +46,23 @@ pub enum SlotError {
          (SELECT pg_drop_replication_slot('{0}')) and start again: a new slot takes a fresh snapshot"
     )]
     Lost(String),
+    #[error(
+        "slot {0} was dropped while the reader ran, so the position it kept is gone. Changes \
+         committed since the reader last confirmed may not be on the topics. Fix: start the reader \
+         again: it creates a new slot and takes a fresh snapshot (--snapshot-mode initial)"
+    )]
+    Dropped(String),
+    #[error(
+        "publication {publication} is gone (dropped while slot {slot} streamed): {reason}. The slot \
+         cannot decode past the point where it went missing, even if it is created again. Fix: \
+         drop the slot (SELECT pg_drop_replication_slot('{slot}')) and start the reader again: it \
+         creates both and takes a fresh snapshot"
+    )]
+    PublicationGone {
+        publication: String,
+        slot: String,
+        reason: String,
+    },
     #[error("table {0} does not exist; create it (cargo run -p db -- migrate) or leave it out of --tables")]
     MissingTable(String),
     #[error(
@@ -358,9 +375,89 @@ pub fn explain_connect_error(user: &str, target: &str, error: ConnectionError) -
     }
 }
 
+/// Maps the server's refusals of START_REPLICATION, and errors while streaming, to the errors
+/// that carry their fix: the slot held by someone else (55006), dropped (42704 naming the slot),
+/// invalidated (55000), the publication gone (42704 naming it). Anything else stays as it was
+/// (and [`crate::retry::classify`] decides whether it is worth a new connection).
+pub fn explain_stream_error(slot: &str, publication: &str, error: ConnectionError) -> SlotError {
+    let ConnectionError::Server(server) = &error else {
+        return SlotError::Connection(error);
+    };
+    let message = server.message.as_str();
+    match server.code.as_str() {
+        "55006" => SlotError::SlotBusy {
+            slot: slot.to_string(),
+            pid: message
+                .rsplit(' ')
+                .next()
+                .unwrap_or("?")
+                .trim_end_matches('.')
+                .to_string(),
+        },
+        "42704" if message.contains("publication") => SlotError::PublicationGone {
+            publication: publication.to_string(),
+            slot: slot.to_string(),
+            reason: message.to_string(),
+        },
+        "42704" if message.contains("replication slot") => SlotError::Dropped(slot.to_string()),
+        "55000" if message.contains("slot") => SlotError::Lost(slot.to_string()),
+        _ => SlotError::Connection(error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn server(code: &str, message: &str) -> ConnectionError {
+        ConnectionError::Server(ServerError {
+            severity: "ERROR".into(),
+            code: code.into(),
+            message: message.into(),
+            ..ServerError::default()
+        })
+    }
+
+    #[test]
+    fn streaming_refusals_become_errors_with_fixes() {
+        let busy = explain_stream_error(
+            "s",
+            "p",
+            server("55006", "replication slot \"s\" is active for PID 4242"),
+        );
+        assert!(
+            matches!(&busy, SlotError::SlotBusy { pid, .. } if pid == "4242"),
+            "{busy:?}"
+        );
+        let dropped = explain_stream_error(
+            "s",
+            "p",
+            server("42704", "replication slot \"s\" does not exist"),
+        );
+        assert!(matches!(dropped, SlotError::Dropped(_)), "{dropped:?}");
+        let gone = explain_stream_error(
+            "s",
+            "p",
+            server("42704", "publication \"p\" does not exist"),
+        );
+        assert!(
+            gone.to_string().contains("pg_drop_replication_slot('s')"),
+            "{gone}"
+        );
+        let lost = explain_stream_error(
+            "s",
+            "p",
+            server(
+                "55000",
+                "can no longer get changes from replication slot \"s\"",
+            ),
+        );
+        assert!(matches!(lost, SlotError::Lost(_)), "{lost:?}");
+        assert!(matches!(
+            explain_stream_error("s", "p", ConnectionError::Closed),
+            SlotError::Connection(ConnectionError::Closed)
+        ));
+    }
 
     #[test]
     fn quoting() {

@@ -11,11 +11,14 @@
 //!
 //! - [`kafka::KafkaSink`]: rdkafka's idempotent producer (`enable.idempotence=true`, `acks=all`).
 //! - [`stdout::StdoutSink`]: one envelope per line, for watching changes without Kafka.
+//! - [`transforming::TransformingSink`]: runs the transforms (`--unwrap`, `--route-*`) in front
+//!   of either.
 //!
 //! The trait is the seam for other destinations (a table-mirroring sink, Avro, ...).
 
 pub mod kafka;
 pub mod stdout;
+pub mod transforming;
 
 use std::time::Duration;
 

@@ -31,8 +31,13 @@ pub fn unique_topic(name: &str) -> String {
 }
 
 pub async fn create_topic(topic: &str, partitions: i32) {
+    create_topic_on(&bootstrap_servers(), topic, partitions).await
+}
+
+/// Creates `topic` on the broker at `bootstrap` (a private stack's).
+pub async fn create_topic_on(bootstrap: &str, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap_servers())
+        .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin client");
     let results = admin
@@ -53,8 +58,13 @@ pub async fn create_topic(topic: &str, partitions: i32) {
 
 /// Produces `records` in order (same key, same partition: per-order order is kept).
 pub async fn produce(topic: &str, records: &[Record]) {
+    produce_to(&bootstrap_servers(), topic, records).await
+}
+
+/// Produces `records` in order to the broker at `bootstrap` (a private stack's).
+pub async fn produce_to(bootstrap: &str, topic: &str, records: &[Record]) {
     let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap_servers())
+        .set("bootstrap.servers", bootstrap)
         .set("enable.idempotence", "true")
         .set("linger.ms", "20")
         .set("queue.buffering.max.messages", "1000000")
@@ -103,6 +113,8 @@ pub fn args(topic: &str, from: Source) -> ConsumerArgs {
         batch_timeout: Duration::from_millis(100),
         replay: false,
         until_caught_up: true,
+        retry_backoff: Duration::from_millis(200),
+        retry_backoff_max: Duration::from_secs(2),
     }
 }
 
@@ -174,3 +186,5 @@ pub fn poison_records(count: usize) -> Vec<Record> {
         })
         .collect()
 }
+
+pub mod faults;

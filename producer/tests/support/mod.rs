@@ -31,6 +31,7 @@ pub fn run_config(
         outbox_mode: OutboxMode::default(),
         direct_publish: None,
         progress: false,
+        retry: Default::default(),
     }
 }
 

@@ -20,7 +20,7 @@
 //!
 //! What may legitimately differ between a recording and a second run (LSNs, txIds, commit and
 //! processing times, the database and connector names, the `__debezium.context.*` headers) is
-//! ignored by `cdc_reader::conformance` itself (`field_diff.rs`); anything else this test lets
+//! ignored by the `conformance` library itself (`src/field_diff.rs`); anything else this test lets
 //! pass is listed, with why, in [`ACCEPTED_DIFFERENCES`]. Adding a scenario is adding its .sql
 //! and its recording (`conformance/record <name>`): the test finds them at run time. Because
 //! LSNs, txIds and commit times are not compared against a recording, `source.sequence` and
@@ -47,9 +47,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use cdc_reader::conformance::{
-    compare, parse_recording, CompareOptions, Difference, Record, Report,
-};
+use conformance::{compare, parse_recording, CompareOptions, Difference, Record, Report};
 use futures::StreamExt;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
@@ -73,7 +71,7 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A difference from Debezium that the test accepts, and why. Matched on the field path of a
 /// [`Difference::Field`] (every scenario, every record). Empty means: none accepted; everything
-/// not ignored by `cdc_reader::conformance` (run-specific values, see its `field_diff.rs`) fails.
+/// not ignored by the `conformance` library (run-specific values, see `src/field_diff.rs`) fails.
 struct AcceptedDifference {
     path: &'static str,
     why: &'static str,
@@ -230,7 +228,7 @@ fn parse_properties(text: &str) -> Vec<(String, String)> {
 }
 
 fn conformance_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Every `scenarios/<name>.sql` with its `debezium/<name>.jsonl`, sorted by name, then every

@@ -16,9 +16,9 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::pairing::Pair;
-use super::record::Record;
-use super::CompareOptions;
+use crate::pairing::Pair;
+use crate::record::Record;
+use crate::CompareOptions;
 
 /// Which record a difference is about: table (topic minus prefix), op, key, and its index in
 /// Debezium's list and/or ours (0-based: the line of a recording, minus one).

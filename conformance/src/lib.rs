@@ -1,10 +1,13 @@
-//! Conformance: does cdc-reader write what Debezium writes?
+//! # conformance: does cdc-reader write what Debezium writes?
 //!
-//! Not part of the change pipeline itself: this is the yardstick beside it. The real Debezium
-//! PostgreSQL connector (scripts/debezium) runs the same scenarios (conformance/scenarios/*.sql)
-//! and its Kafka records are recorded in conformance/debezium/<scenario>.jsonl. This module
-//! compares two lists of Kafka records, Debezium's and ours, and says field by field where
-//! they differ. It is pure: records in, a report out; reading files and topics is the caller's.
+//! Not part of the change pipeline: the yardstick beside it, in its own crate so that
+//! cdc-reader's library is the reader alone. The real Debezium PostgreSQL connector
+//! (scripts/debezium) runs the same scenarios (`scenarios/*.sql`, next to this crate's
+//! `Cargo.toml`) and its Kafka records are recorded in `debezium/<scenario>.jsonl`. This library
+//! compares two lists of Kafka records, Debezium's and ours, and says field by field where they
+//! differ. It is pure: records in, a report out; reading files and topics is the caller's
+//! (`tests/conformance.rs` runs every scenario through cdc-reader; `scripts/conformance` runs
+//! both connectors live).
 //!
 //! ```text
 //!  Debezium's records ─┐

@@ -15,9 +15,9 @@
 
 use std::collections::BTreeMap;
 
-use super::field_diff::Baseline;
-use super::record::Record;
-use super::CompareOptions;
+use crate::field_diff::Baseline;
+use crate::record::Record;
+use crate::CompareOptions;
 
 /// A Debezium record and ours, by their index in each list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

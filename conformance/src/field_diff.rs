@@ -26,8 +26,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use super::record::Record;
-use super::CompareOptions;
+use crate::record::Record;
+use crate::CompareOptions;
 
 /// Which run-specific values may differ: is Debezium's side live or recorded?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
