@@ -75,6 +75,51 @@ struct OpenTransaction {
     counts: TransactionCounts,
 }
 
+/// Debezium's `skipped.operations`: the change operations that are not written at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SkippedOperations {
+    pub creates: bool,
+    pub updates: bool,
+    pub deletes: bool,
+    pub truncates: bool,
+}
+
+impl SkippedOperations {
+    /// `none`, or a comma-separated list of `c`, `u`, `d`, `t`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut skipped = SkippedOperations::default();
+        if text.trim().eq_ignore_ascii_case("none") {
+            return Ok(skipped);
+        }
+        for operation in text.split(',').map(str::trim).filter(|op| !op.is_empty()) {
+            match operation {
+                "c" => skipped.creates = true,
+                "u" => skipped.updates = true,
+                "d" => skipped.deletes = true,
+                "t" => skipped.truncates = true,
+                other => {
+                    return Err(format!(
+                        "'{other}' is not an operation: expected none, or any of c,u,d,t"
+                    ))
+                }
+            }
+        }
+        Ok(skipped)
+    }
+
+    /// True when the message's operation is skipped (an update that changes the key counts as
+    /// an update, as in Debezium: none of its delete, tombstone and create is written).
+    fn skips(&self, message: &PgOutputMessage) -> bool {
+        match message {
+            PgOutputMessage::Insert(_) => self.creates,
+            PgOutputMessage::Update(_) => self.updates,
+            PgOutputMessage::Delete(_) => self.deletes,
+            PgOutputMessage::Truncate(_) => self.truncates,
+            _ => false,
+        }
+    }
+}
+
 /// Turns decoded messages into records; one per replication session.
 pub struct ChangeTranslator {
     config: EnvelopeConfig,
@@ -89,6 +134,8 @@ pub struct ChangeTranslator {
     last_commit_time_us: i64,
     /// `--provide-transaction-metadata`: BEGIN/END records and the `transaction` block.
     transaction_metadata: bool,
+    /// `--skipped-operations`.
+    skipped: SkippedOperations,
 }
 
 /// Processing time "now", for the envelope's top-level ts_ms/ts_us/ts_ns.
@@ -115,7 +162,14 @@ impl ChangeTranslator {
             last_commit_end: None,
             last_commit_time_us: 0,
             transaction_metadata: false,
+            skipped: SkippedOperations::default(),
         }
+    }
+
+    /// Leaves out the changes of these operations (Debezium's `skipped.operations`).
+    pub fn with_skipped_operations(mut self, skipped: SkippedOperations) -> Self {
+        self.skipped = skipped;
+        self
     }
 
     /// Turns on BEGIN/END records on `<prefix>.transaction` and the `transaction` block.
@@ -175,6 +229,9 @@ impl ChangeTranslator {
         lsn: Lsn,
         out: &mut Vec<OutputRecord>,
     ) -> Result<(), ChangeError> {
+        if self.skipped.skips(message) {
+            return Ok(());
+        }
         match message {
             PgOutputMessage::Begin(begin) => {
                 self.begin(begin);
@@ -559,5 +616,23 @@ pub fn table_schema(relation: &Relation, facts: &TableFacts) -> TableSchema {
         table: relation.name.clone(),
         columns,
         key_columns: facts.key_columns.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SkippedOperations;
+
+    #[test]
+    fn skipped_operations_parse_debeziums_values() {
+        assert_eq!(
+            SkippedOperations::parse("none").unwrap(),
+            SkippedOperations::default()
+        );
+        let skipped = SkippedOperations::parse("u, t").unwrap();
+        assert!(skipped.updates && skipped.truncates && !skipped.creates && !skipped.deletes);
+        assert!(SkippedOperations::parse("c,x")
+            .unwrap_err()
+            .contains("expected none"));
     }
 }

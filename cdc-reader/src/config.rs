@@ -4,6 +4,13 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+pub use crate::changes::SkippedOperations;
+use crate::envelope::column_rules::parse_length_and_columns;
+use crate::envelope::config::DEFAULT_UNAVAILABLE_VALUE_PLACEHOLDER;
+use crate::envelope::{
+    BinaryHandling, ColumnRules, ColumnSelector, EnvelopeConfig, HstoreHandling, IntervalHandling,
+    KeyColumnsRule, NameAdjustment, TimePrecisionMode, UnknownTypeHandling,
+};
 use crate::lsn::Lsn;
 pub use crate::snapshot::SnapshotMode;
 pub use crate::transforms::extract_new_record_state::{
@@ -257,7 +264,196 @@ pub struct ReaderArgs {
     /// `retriable.restart.connector.wait.ms`, 10 s).
     #[arg(long, env = "CDC_RETRY_BACKOFF_MAX", value_parser = humantime::parse_duration, default_value = "10s")]
     pub retry_backoff_max: Duration,
+
+    #[command(flatten)]
+    pub record_options: RecordOptionArgs,
 }
+
+// ---- Debezium's options that shape values and records (README "Options") ----------------
+// Each flag is a Debezium connector key with its dots as dashes, taking Debezium's values.
+
+/// How values and records are shaped: Debezium's connector options of the same names.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecordOptionArgs {
+    /// Debezium's `time.precision.mode`: `adaptive`, `adaptive_time_microseconds` or `connect`.
+    #[arg(long, env = "CDC_TIME_PRECISION_MODE", value_enum, default_value_t = TimePrecisionModeArg::Adaptive)]
+    pub time_precision_mode: TimePrecisionModeArg,
+
+    /// Debezium's `binary.handling.mode` for bytea: `bytes`, `base64`, `base64-url-safe` or `hex`.
+    #[arg(long, env = "CDC_BINARY_HANDLING_MODE", value_enum, default_value_t = BinaryHandlingModeArg::Bytes)]
+    pub binary_handling_mode: BinaryHandlingModeArg,
+
+    /// Debezium's `interval.handling.mode`: `numeric` (microseconds) or `string` (ISO 8601).
+    #[arg(long, env = "CDC_INTERVAL_HANDLING_MODE", value_enum, default_value_t = IntervalHandlingModeArg::Numeric)]
+    pub interval_handling_mode: IntervalHandlingModeArg,
+
+    /// Debezium's `hstore.handling.mode`: `json` (a JSON string) or `map`.
+    #[arg(long, env = "CDC_HSTORE_HANDLING_MODE", value_enum, default_value_t = HstoreHandlingModeArg::Json)]
+    pub hstore_handling_mode: HstoreHandlingModeArg,
+
+    /// Debezium's `column.include.list`: only these columns (regexes over schema.table.column,
+    /// comma-separated) are written.
+    #[arg(long, env = "CDC_COLUMN_INCLUDE_LIST", value_parser = ColumnSelector::parse, conflicts_with = "column_exclude_list")]
+    pub column_include_list: Option<ColumnSelector>,
+
+    /// Debezium's `column.exclude.list`: these columns (regexes over schema.table.column) are left out.
+    #[arg(long, env = "CDC_COLUMN_EXCLUDE_LIST", value_parser = ColumnSelector::parse)]
+    pub column_exclude_list: Option<ColumnSelector>,
+
+    /// Debezium's `message.key.columns`: `<schema.table regex>:<col>,<col>;...` replaces the
+    /// primary key as the record key of those tables.
+    #[arg(long, env = "CDC_MESSAGE_KEY_COLUMNS", value_parser = KeyColumnsRule::parse_list)]
+    pub message_key_columns: Option<KeyColumnsRules>,
+
+    /// Debezium's `skipped.operations`: operations not written, any of `c,u,d,t`, or `none`.
+    /// Our default is `none` (truncates written); Debezium's is `t`.
+    #[arg(long, env = "CDC_SKIPPED_OPERATIONS", default_value = "none", value_parser = SkippedOperations::parse)]
+    pub skipped_operations: SkippedOperations,
+
+    /// Debezium's `include.unknown.datatypes`: `false` leaves columns of unmapped types out (as
+    /// Debezium does), `true` writes the bytes of their text; our default `text` writes their text.
+    #[arg(long, env = "CDC_INCLUDE_UNKNOWN_DATATYPES", value_enum, default_value_t = UnknownDatatypesArg::Text)]
+    pub include_unknown_datatypes: UnknownDatatypesArg,
+
+    /// Debezium's `unavailable.value.placeholder`: what an unchanged TOAST value becomes
+    /// (`hex:` and hex digits for bytes that are not text).
+    #[arg(long, env = "CDC_UNAVAILABLE_VALUE_PLACEHOLDER", default_value = DEFAULT_UNAVAILABLE_VALUE_PLACEHOLDER)]
+    pub unavailable_value_placeholder: String,
+
+    /// Debezium's `column.mask.with.N.chars`, as `N:<regexes>` (repeatable): string columns
+    /// written as N asterisks.
+    #[arg(long = "column-mask-with-chars", env = "CDC_COLUMN_MASK_WITH_CHARS", value_delimiter = ';', value_parser = parse_length_and_columns)]
+    pub column_mask_with_chars: Vec<(usize, ColumnSelector)>,
+
+    /// Debezium's `column.truncate.to.N.chars`, as `N:<regexes>` (repeatable): values cut to N
+    /// characters (bytes for bytea).
+    #[arg(long = "column-truncate-to-chars", env = "CDC_COLUMN_TRUNCATE_TO_CHARS", value_delimiter = ';', value_parser = parse_length_and_columns)]
+    pub column_truncate_to_chars: Vec<(usize, ColumnSelector)>,
+
+    /// Debezium's `column.propagate.source.type`: these columns' schemas carry
+    /// `__debezium.source.column.type`, `.length`, `.scale`.
+    #[arg(long, env = "CDC_COLUMN_PROPAGATE_SOURCE_TYPE", value_parser = ColumnSelector::parse)]
+    pub column_propagate_source_type: Option<ColumnSelector>,
+
+    /// Debezium's `datatype.propagate.source.type`: the same for columns of these types
+    /// (regexes over the type name, e.g. `varchar,numeric`).
+    #[arg(long, env = "CDC_DATATYPE_PROPAGATE_SOURCE_TYPE", value_parser = ColumnSelector::parse)]
+    pub datatype_propagate_source_type: Option<ColumnSelector>,
+
+    /// Debezium's `schema.name.adjustment.mode`: `none`, `avro` or `avro_unicode`.
+    #[arg(long, env = "CDC_SCHEMA_NAME_ADJUSTMENT_MODE", value_enum, default_value_t = NameAdjustmentModeArg::None)]
+    pub schema_name_adjustment_mode: NameAdjustmentModeArg,
+
+    /// Debezium's `field.name.adjustment.mode`: `none`, `avro` or `avro_unicode`.
+    #[arg(long, env = "CDC_FIELD_NAME_ADJUSTMENT_MODE", value_enum, default_value_t = NameAdjustmentModeArg::None)]
+    pub field_name_adjustment_mode: NameAdjustmentModeArg,
+}
+
+/// The rules of one `--message-key-columns` (an alias: clap would take a `Vec` for a list of
+/// flag values).
+pub type KeyColumnsRules = Vec<KeyColumnsRule>;
+
+/// Debezium's `time.precision.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TimePrecisionModeArg {
+    Adaptive,
+    #[value(name = "adaptive_time_microseconds")]
+    AdaptiveTimeMicroseconds,
+    Connect,
+}
+
+/// Debezium's `binary.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BinaryHandlingModeArg {
+    Bytes,
+    Base64,
+    #[value(name = "base64-url-safe")]
+    Base64UrlSafe,
+    Hex,
+}
+
+/// Debezium's `interval.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IntervalHandlingModeArg {
+    Numeric,
+    String,
+}
+
+/// Debezium's `hstore.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HstoreHandlingModeArg {
+    Json,
+    Map,
+}
+
+/// Debezium's `include.unknown.datatypes`, plus our default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnknownDatatypesArg {
+    /// Their PostgreSQL text form as a string (ours; Debezium has no such mode).
+    Text,
+    True,
+    False,
+}
+
+/// Debezium's `schema.name.adjustment.mode` / `field.name.adjustment.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NameAdjustmentModeArg {
+    None,
+    Avro,
+    #[value(name = "avro_unicode")]
+    AvroUnicode,
+}
+
+impl RecordOptionArgs {
+    /// Puts these options into the envelope settings.
+    pub fn apply_to(&self, config: &mut EnvelopeConfig) {
+        config.time_precision = match self.time_precision_mode {
+            TimePrecisionModeArg::Adaptive => TimePrecisionMode::Adaptive,
+            TimePrecisionModeArg::AdaptiveTimeMicroseconds => {
+                TimePrecisionMode::AdaptiveTimeMicroseconds
+            }
+            TimePrecisionModeArg::Connect => TimePrecisionMode::Connect,
+        };
+        config.binary_handling = match self.binary_handling_mode {
+            BinaryHandlingModeArg::Bytes => BinaryHandling::Bytes,
+            BinaryHandlingModeArg::Base64 => BinaryHandling::Base64,
+            BinaryHandlingModeArg::Base64UrlSafe => BinaryHandling::Base64UrlSafe,
+            BinaryHandlingModeArg::Hex => BinaryHandling::Hex,
+        };
+        config.interval_handling = match self.interval_handling_mode {
+            IntervalHandlingModeArg::Numeric => IntervalHandling::Numeric,
+            IntervalHandlingModeArg::String => IntervalHandling::String,
+        };
+        config.hstore_handling = match self.hstore_handling_mode {
+            HstoreHandlingModeArg::Json => HstoreHandling::Json,
+            HstoreHandlingModeArg::Map => HstoreHandling::Map,
+        };
+        config.unknown_types = match self.include_unknown_datatypes {
+            UnknownDatatypesArg::Text => UnknownTypeHandling::AsText,
+            UnknownDatatypesArg::True => UnknownTypeHandling::AsBytes,
+            UnknownDatatypesArg::False => UnknownTypeHandling::Omit,
+        };
+        config.unavailable_value_placeholder = self.unavailable_value_placeholder.clone();
+        let adjustment = |mode: NameAdjustmentModeArg| match mode {
+            NameAdjustmentModeArg::None => NameAdjustment::None,
+            NameAdjustmentModeArg::Avro => NameAdjustment::Avro,
+            NameAdjustmentModeArg::AvroUnicode => NameAdjustment::AvroUnicode,
+        };
+        config.schema_name_adjustment = adjustment(self.schema_name_adjustment_mode);
+        config.field_name_adjustment = adjustment(self.field_name_adjustment_mode);
+        config.column_rules = ColumnRules {
+            include: self.column_include_list.clone(),
+            exclude: self.column_exclude_list.clone(),
+            mask: self.column_mask_with_chars.clone(),
+            truncate: self.column_truncate_to_chars.clone(),
+            propagate_source_type: self.column_propagate_source_type.clone(),
+            propagate_datatype: self.datatype_propagate_source_type.clone(),
+            message_key_columns: self.message_key_columns.clone().unwrap_or_default(),
+        };
+    }
+}
+
+// ---- end of Debezium's value and record options --------------------------------------------
 
 /// Where envelopes go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -317,6 +513,74 @@ mod tests {
         assert_eq!(args.max_retries, -1);
         let args = ReaderArgs::try_parse_from(["cdc-reader", "--max-retries", "3"]).unwrap();
         assert_eq!(args.max_retries, 3);
+    }
+
+    /// The README's "Options" table: every flag exists with the default it names, each value it
+    /// lists is accepted, and every recording it names is in conformance/debezium/.
+    #[test]
+    fn options_table_in_the_readme_matches_the_flags() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("\n## Options\n")
+            .nth(1)
+            .expect("README has an Options section");
+        let rows: Vec<Vec<&str>> = section
+            .lines()
+            .skip_while(|line| !line.starts_with("| Debezium key"))
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| line.trim_matches('|').split(" | ").map(str::trim).collect())
+            .collect();
+        assert!(rows.len() >= 17, "{} rows", rows.len());
+        let command = <ReaderArgs as clap::CommandFactory>::command();
+        let conformance =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conformance/debezium");
+        let quoted = |cell: &str| -> Vec<String> {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect()
+        };
+        for row in rows {
+            let flag = row[1].trim_matches('`').trim_start_matches("--");
+            let argument = command
+                .get_arguments()
+                .find(|argument| argument.get_long() == Some(flag))
+                .unwrap_or_else(|| panic!("{}: no flag --{flag}", row[0]));
+            assert!(argument.get_env().is_some(), "--{flag} has no env twin");
+            if let (Some(default), [first]) = (
+                argument.get_default_values().first(),
+                quoted(row[3]).as_slice(),
+            ) {
+                assert_eq!(
+                    default.to_str(),
+                    Some(first.as_str()),
+                    "default of --{flag}"
+                );
+            }
+            if !argument.get_possible_values().is_empty() {
+                for value in quoted(row[2]) {
+                    let argv = ["cdc-reader".to_string(), format!("--{flag}"), value.clone()];
+                    assert!(
+                        ReaderArgs::try_parse_from(&argv).is_ok(),
+                        "--{flag} refuses {value}"
+                    );
+                }
+            }
+            if !row[4].contains("unit test") {
+                for folder in quoted(row[4]) {
+                    let has_recording = std::fs::read_dir(conformance.join(&folder))
+                        .map(|entries| {
+                            entries.flatten().any(|entry| {
+                                entry.path().extension().is_some_and(|ext| ext == "jsonl")
+                            })
+                        })
+                        .unwrap_or(false);
+                    assert!(has_recording, "{}: no recording in {folder}", row[0]);
+                }
+            }
+        }
     }
 
     #[test]

@@ -140,18 +140,41 @@ pub const CONNECTOR_KEYS: &[(&str, KeyRule)] = &[
     ),
     ("topic.transaction", OnlyValues(&["transaction"])),
     ("topic.delimiter", OnlyValues(&["."])),
-    // Value options: Debezium's defaults are what the reader writes.
-    ("time.precision.mode", OnlyValues(&["adaptive"])),
-    ("binary.handling.mode", OnlyValues(&["bytes"])),
-    ("interval.handling.mode", OnlyValues(&["numeric"])),
-    ("hstore.handling.mode", OnlyValues(&["json"])),
+    // Value and record options (README "Options"): the flag is the key with dashes.
+    // (`column.mask.with.N.chars` / `column.truncate.to.N.chars` have a number in the key:
+    // see `numbered_column_key`.)
+    ("time.precision.mode", Flag("time-precision-mode")),
+    ("binary.handling.mode", Flag("binary-handling-mode")),
+    ("interval.handling.mode", Flag("interval-handling-mode")),
+    ("hstore.handling.mode", Flag("hstore-handling-mode")),
     (
         "unavailable.value.placeholder",
-        OnlyValues(&["__debezium_unavailable_value"]),
+        Flag("unavailable-value-placeholder"),
     ),
-    ("schema.name.adjustment.mode", OnlyValues(&["none"])),
-    ("field.name.adjustment.mode", OnlyValues(&["none"])),
-    ("include.unknown.datatypes", OnlyValues(&["false"])),
+    (
+        "schema.name.adjustment.mode",
+        Flag("schema-name-adjustment-mode"),
+    ),
+    (
+        "field.name.adjustment.mode",
+        Flag("field-name-adjustment-mode"),
+    ),
+    (
+        "include.unknown.datatypes",
+        Flag("include-unknown-datatypes"),
+    ),
+    ("column.include.list", Flag("column-include-list")),
+    ("column.exclude.list", Flag("column-exclude-list")),
+    ("message.key.columns", Flag("message-key-columns")),
+    ("skipped.operations", Flag("skipped-operations")),
+    (
+        "column.propagate.source.type",
+        Flag("column-propagate-source-type"),
+    ),
+    (
+        "datatype.propagate.source.type",
+        Flag("datatype-propagate-source-type"),
+    ),
     // Tuning of Debezium's own queue and polling: the reader has its own backpressure.
     ("max.batch.size", Ignored("Debezium's internal batch size")),
     (
@@ -200,6 +223,27 @@ pub const ROUTER_KEYS: &[(&str, KeyRule)] = &[
     ("schema.name.adjustment.mode", OnlyValues(&["none"])),
     ("logical.table.cache.size", Ignored("a cache size")),
 ];
+
+/// `column.mask.with.N.chars=R` -> `--column-mask-with-chars N:R`, and the same for
+/// `column.truncate.to.N.chars`.
+fn numbered_column_key(key: &str, value: &str) -> Option<ConfigFlag> {
+    let numbered = |prefix: &str| {
+        key.strip_prefix(prefix)?
+            .strip_suffix(".chars")
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .map(|n| format!("{n}:{value}"))
+    };
+    if let Some(value) = numbered("column.mask.with.") {
+        return Some(ConfigFlag {
+            flag: "column-mask-with-chars",
+            value: Some(value),
+        });
+    }
+    numbered("column.truncate.to.").map(|value| ConfigFlag {
+        flag: "column-truncate-to-chars",
+        value: Some(value),
+    })
+}
 
 const UNWRAP_TYPE: &str = "io.debezium.transforms.ExtractNewRecordState";
 const ROUTER_TYPE: &str = "io.debezium.transforms.ByLogicalTableRouter";
@@ -522,6 +566,10 @@ pub fn translate(
         }
         if key.starts_with("transforms.") || key.starts_with("predicates") {
             continue; // read per alias below
+        }
+        if let Some(flag) = numbered_column_key(key, value) {
+            flags.push(flag);
+            continue;
         }
         let hint = match key.as_str() {
             "database.server.name" => "Debezium 1.x's name for topic.prefix: rename it",
@@ -994,9 +1042,12 @@ mod tests {
                 "io.debezium.connector.mysql.MySqlConnector",
             ),
             ("plugin.name", "decoderbufs"),
-            ("column.exclude.list", "public.orders.secret"),
+            (
+                "column.mask.hash.SHA-256.with.salt.pepper",
+                "public.orders.secret",
+            ),
             ("database.server.name", "old"),
-            ("time.precision.mode", "connect"),
+            ("schema.include.list", "public"),
             ("database.password", "${file:/secrets:pw}"),
             ("transforms", "unwrap,filter"),
             (
@@ -1015,9 +1066,9 @@ mod tests {
         for key in [
             "connector.class=io.debezium.connector.mysql.MySqlConnector",
             "plugin.name=decoderbufs",
-            "column.exclude.list",
+            "column.mask.hash.SHA-256.with.salt.pepper",
             "database.server.name",
-            "time.precision.mode=connect",
+            "schema.include.list",
             "database.password",
             "transforms.unwrap.route.by.field=kind",
             "transforms.filter.type=io.debezium.transforms.Filter",
@@ -1038,7 +1089,7 @@ mod tests {
                 "key.converter",
                 "org.apache.kafka.connect.json.JsonConverter",
             ),
-            ("time.precision.mode", "adaptive"),
+            ("topic.delimiter", "."),
             ("heartbeat.interval.ms", "0"),
             ("max.batch.size", "2048"),
         ])

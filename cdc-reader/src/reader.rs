@@ -47,7 +47,7 @@ pub struct RunSummary {
 
 /// The envelope settings the flags ask for.
 pub fn envelope_config(args: &ReaderArgs) -> EnvelopeConfig {
-    EnvelopeConfig {
+    let mut config = EnvelopeConfig {
         topic_prefix: args.topic_prefix.clone(),
         schemas_enabled: !args.no_schemas,
         decimal_handling: match args.decimal_handling {
@@ -57,7 +57,9 @@ pub fn envelope_config(args: &ReaderArgs) -> EnvelopeConfig {
         },
         tombstones_on_delete: !args.no_tombstones,
         ..EnvelopeConfig::default()
-    }
+    };
+    args.record_options.apply_to(&mut config);
+    config
 }
 
 /// The Outbox Event Router's settings, or None when `--outbox-table none`.
@@ -388,7 +390,8 @@ async fn session<S: Sink, F: std::future::Future<Output = ()>>(
     let mut config = envelope_config(args);
     config.database = target.database.clone();
     let mut translator = ChangeTranslator::new(config, catalog, outbox_config(args))
-        .with_transaction_metadata(args.provide_transaction_metadata);
+        .with_transaction_metadata(args.provide_transaction_metadata)
+        .with_skipped_operations(args.record_options.skipped_operations);
     let settings = stream_settings(args);
 
     if let Some(snapshot_name) = snapshot_plan {

@@ -12,7 +12,8 @@
 //!
 //! The reader runs as Debezium ran when recording (conformance/debezium/README.md): no snapshot
 //! (`--snapshot-mode no-data` = `snapshot.mode=no_data`), tombstones after deletes, truncates
-//! captured (`skipped.operations=none`), precise decimals, and no Outbox Event Router
+//! captured (`skipped.operations=none`), precise decimals, columns of unmapped types left out
+//! (`include.unknown.datatypes=false`, Debezium's default), and no Outbox Event Router
 //! (`--outbox-table none`: the recordings hold the plain change events of outbox_events).
 //! The captured tables are Debezium's `table.include.list`: the playground tables and every
 //! `public.conformance_*` table the setup made.
@@ -24,6 +25,14 @@
 //! and its recording (`conformance/record <name>`): the test finds them at run time. Because
 //! LSNs, txIds and commit times are not compared against a recording, `source.sequence` and
 //! friends are checked only by the live run, `scripts/conformance`.
+//!
+//! Option folders: `conformance/debezium/<folder>/options.properties` holds Debezium connector
+//! settings (e.g. `time.precision.mode=connect`) and `<folder>/<scenario>.jsonl` what Debezium
+//! wrote for a scenario with them (`conformance/record --options <folder> <scenario>`). The test
+//! runs those scenarios again with the same options as cdc-reader flags ([`option_flags`]: the
+//! key's dots become dashes, `column.mask.with.N.chars=R` becomes `--column-mask-with-chars N:R`)
+//! and reports them as `<folder>/<scenario>`. A folder without `options.properties` (such as
+//! `replace_null_with_default_false/`, a converter setting) is left to the unit tests.
 //!
 //! It prints one line per scenario. `CONFORMANCE_SCENARIOS=types,toast` runs only those;
 //! `RUST_LOG=cdc_reader=debug` shows the reader's log.
@@ -155,17 +164,75 @@ fn side_by_side_from_files() {
 
 /// One scenario file, split at [`CHANGES_MARKER`], with Debezium's recording of it.
 struct Scenario {
+    /// `types`, or `<option folder>/types` for a recording with options.
     name: String,
+    /// Letters, digits and `_`: names the scenario's database, slot and topics.
+    run_name: String,
     setup: String,
     changes: String,
     recording: Vec<Record>,
+    /// Debezium connector settings the recording was made with (an option folder's).
+    options: Vec<(String, String)>,
+}
+
+/// Debezium's settings for the recordings (scripts/debezium), where our default differs.
+const RECORDING_OPTIONS: &[(&str, &str)] = &[("include.unknown.datatypes", "false")];
+
+/// cdc-reader flags for Debezium connector settings: `time.precision.mode=connect` ->
+/// `--time-precision-mode connect`; `column.mask.with.4.chars=R` -> `--column-mask-with-chars 4:R`
+/// (and the same for `column.truncate.to.N.chars`). A later setting of a key wins.
+fn option_flags(options: &[(String, String)]) -> Vec<String> {
+    let mut by_flag: BTreeMap<String, String> = BTreeMap::new();
+    for (key, value) in options {
+        let numbered = |prefix: &str, suffix: &str| {
+            key.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix(suffix))
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                .map(|n| format!("{n}:{value}"))
+        };
+        let (flag, value) = if let Some(value) = numbered("column.mask.with.", ".chars") {
+            ("column-mask-with-chars".to_string(), value)
+        } else if let Some(value) = numbered("column.truncate.to.", ".chars") {
+            ("column-truncate-to-chars".to_string(), value)
+        } else {
+            (key.replace('.', "-"), value.clone())
+        };
+        by_flag.insert(flag, value);
+    }
+    by_flag
+        .into_iter()
+        .flat_map(|(flag, value)| [format!("--{flag}"), value])
+        .collect()
+}
+
+/// `key=value` lines of a `.properties` file (`#` comments; a backslash escapes the next
+/// character, so a regex's `\.` is written `\\.`).
+fn parse_properties(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| {
+            let mut unescaped = String::new();
+            let mut chars = value.trim().chars();
+            while let Some(c) = chars.next() {
+                unescaped.push(if c == '\\' {
+                    chars.next().unwrap_or(c)
+                } else {
+                    c
+                });
+            }
+            (key.trim().to_string(), unescaped)
+        })
+        .collect()
 }
 
 fn conformance_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every `scenarios/<name>.sql` with its `debezium/<name>.jsonl`, sorted by name.
+/// Every `scenarios/<name>.sql` with its `debezium/<name>.jsonl`, sorted by name, then every
+/// `debezium/<folder>/<name>.jsonl` of an option folder (one with `options.properties`).
 fn discover_scenarios(dir: &Path) -> anyhow::Result<Vec<Scenario>> {
     let scenarios_dir = dir.join("scenarios");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&scenarios_dir)
@@ -174,10 +241,51 @@ fn discover_scenarios(dir: &Path) -> anyhow::Result<Vec<Scenario>> {
         .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
         .collect();
     paths.sort();
-    paths.iter().map(|path| load_scenario(dir, path)).collect()
+    let mut scenarios = paths
+        .iter()
+        .map(|path| load_scenario(dir, path, None))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let debezium_dir = dir.join("debezium");
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(&debezium_dir)
+        .with_context(|| format!("reading {}", debezium_dir.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.join("options.properties").is_file())
+        .collect();
+    folders.sort();
+    for (index, folder) in folders.iter().enumerate() {
+        let properties = folder.join("options.properties");
+        let options = parse_properties(
+            &std::fs::read_to_string(&properties)
+                .with_context(|| format!("reading {}", properties.display()))?,
+        );
+        let mut recordings: Vec<PathBuf> = std::fs::read_dir(folder)?
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "jsonl"))
+            .collect();
+        recordings.sort();
+        ensure!(
+            !recordings.is_empty(),
+            "{} has options but no recording: `conformance/record --options {} <scenario>`",
+            folder.display(),
+            folder.display()
+        );
+        for recording in recordings {
+            let stem = recording.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            let sql = scenarios_dir.join(format!("{stem}.sql"));
+            scenarios.push(load_scenario(dir, &sql, Some((folder, index, &options)))?);
+        }
+    }
+    Ok(scenarios)
 }
 
-fn load_scenario(dir: &Path, path: &Path) -> anyhow::Result<Scenario> {
+/// An option folder: its path, its place among the folders, its Debezium settings.
+type OptionFolder<'a> = (&'a PathBuf, usize, &'a Vec<(String, String)>);
+
+fn load_scenario(
+    dir: &Path,
+    path: &Path,
+    option_folder: Option<OptionFolder<'_>>,
+) -> anyhow::Result<Scenario> {
     let name = path
         .file_stem()
         .and_then(|stem| stem.to_str())
@@ -197,7 +305,10 @@ fn load_scenario(dir: &Path, path: &Path) -> anyhow::Result<Scenario> {
             path.display()
         )
     })?;
-    let recording_path = dir.join("debezium").join(format!("{name}.jsonl"));
+    let recording_path = match option_folder {
+        Some((folder, _, _)) => folder.join(format!("{name}.jsonl")),
+        None => dir.join("debezium").join(format!("{name}.jsonl")),
+    };
     let recording_text = std::fs::read_to_string(&recording_path).with_context(|| {
         format!(
             "{} has no recording {}: record it with `conformance/record {name}`",
@@ -207,11 +318,25 @@ fn load_scenario(dir: &Path, path: &Path) -> anyhow::Result<Scenario> {
     })?;
     let recording = parse_recording(&recording_text)
         .with_context(|| format!("reading {}", recording_path.display()))?;
+    let mut options: Vec<(String, String)> = RECORDING_OPTIONS
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect();
+    let (label, run_name) = match option_folder {
+        Some((folder, index, folder_options)) => {
+            options.extend(folder_options.iter().cloned());
+            let folder_name = folder.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            (format!("{folder_name}/{name}"), format!("o{index}_{name}"))
+        }
+        None => (name.clone(), name),
+    };
     Ok(Scenario {
-        name,
+        name: label,
+        run_name,
         setup: setup.to_owned(),
         changes: changes.to_owned(),
         recording,
+        options,
     })
 }
 
@@ -229,8 +354,10 @@ fn split_at_marker(text: &str) -> Option<(&str, &str)> {
 
 /// A scenario end to end; the report of our records against the recording.
 async fn run_scenario(scenario: &Scenario) -> anyhow::Result<Report> {
-    let name = format!("conformance_{}", scenario.name);
-    let prefix = common::unique_prefix(&name);
+    let name = format!("conformance_{}", scenario.run_name);
+    // No `_` in the prefix: `schema.name.adjustment.mode=avro_unicode` would rewrite it inside
+    // schema names, and the comparison could no longer tell the prefix from the rest.
+    let prefix = common::unique_prefix(&name).replace('_', "");
     let (url, pool) = db::testing::fresh_database(&name)
         .await
         .context("fresh database")?;
@@ -243,20 +370,19 @@ async fn run_scenario(scenario: &Scenario) -> anyhow::Result<Report> {
 
     let tables = captured_tables(&pool).await?;
     let slot = common::slot_name(&name);
-    let args = common::reader_args(
-        &name,
-        &prefix,
-        &url,
-        &[
-            "--tables",
-            &tables.join(","),
-            "--snapshot-mode",
-            "no-data",
-            "--outbox-table",
-            "none",
-            "--drop-slot-on-exit",
-        ],
-    );
+    let tables = tables.join(",");
+    let mut flags = vec![
+        "--tables",
+        &tables,
+        "--snapshot-mode",
+        "no-data",
+        "--outbox-table",
+        "none",
+        "--drop-slot-on-exit",
+    ];
+    let options = option_flags(&scenario.options);
+    flags.extend(options.iter().map(String::as_str));
+    let args = common::reader_args(&name, &prefix, &url, &flags);
     let (stop, stopped) = oneshot::channel::<()>();
     let mut reader = tokio::spawn(cdc_reader::reader::run(args, async {
         let _ = stopped.await;
@@ -633,6 +759,35 @@ fn scenarios_split_at_the_marker() {
         Some(("CREATE TABLE a ();\n", "INSERT INTO a DEFAULT VALUES;\n"))
     );
     assert_eq!(split_at_marker("SELECT 1;"), None);
+}
+
+#[test]
+fn debezium_options_become_flags() {
+    let options = parse_properties(
+        "# comment\ntime.precision.mode=connect\ncolumn.mask.with.4.chars=public\\\\.t\\\\.a\n\
+         include.unknown.datatypes=false\ninclude.unknown.datatypes=true\n",
+    );
+    assert_eq!(options[1].1, r"public\.t\.a");
+    assert_eq!(
+        option_flags(&options),
+        [
+            "--column-mask-with-chars",
+            r"4:public\.t\.a",
+            "--include-unknown-datatypes",
+            "true",
+            "--time-precision-mode",
+            "connect"
+        ]
+    );
+    // Every option folder's settings are flags the reader takes.
+    for scenario in discover_scenarios(&conformance_dir()).expect("scenarios") {
+        let mut argv = vec!["cdc-reader".to_string()];
+        argv.extend(option_flags(&scenario.options));
+        if let Err(error) = <cdc_reader::config::ReaderArgs as clap::Parser>::try_parse_from(&argv)
+        {
+            panic!("{}: {:?}: {error}", scenario.name, argv);
+        }
+    }
 }
 
 #[test]

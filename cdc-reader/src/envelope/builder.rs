@@ -19,11 +19,12 @@
 
 use std::sync::Arc;
 
-use super::config::{EnvelopeConfig, UnknownTypeHandling};
+use super::config::{BinaryHandling, EnvelopeConfig, UnknownTypeHandling};
 use super::default_value::default_json;
 use super::error::{EnvelopeError, SchemaWarning, UnconvertibleValue};
 use super::json;
 use super::kind::{oid, ValueKind};
+use super::names::{adjust_field_name, adjust_schema_name};
 use super::schema::ConnectSchema;
 use super::source::{
     source_schema, transaction_schema, write_transaction, SourcePosition, SourceTemplate,
@@ -76,11 +77,14 @@ impl ProcessingTime {
 #[derive(Debug, Clone)]
 struct ColumnPlan {
     name: String,
+    /// The field's name in events (the column name, adjusted by `field.name.adjustment.mode`).
+    field_name: String,
     type_name: String,
     /// `"name":`
     field_prefix: Vec<u8>,
     kind: ValueKind,
-    /// Left out of events (an unmapped type under `UnknownTypeHandling::Omit`).
+    /// Left out of events (an unmapped type under `UnknownTypeHandling::Omit`, or a column
+    /// `column.include.list`/`column.exclude.list` leave out).
     omitted: bool,
     /// The column DEFAULT as Debezium shows it in the schema, rendered as JSON.
     default_json: Option<String>,
@@ -91,6 +95,156 @@ struct ColumnPlan {
     /// What a value that cannot be converted becomes: null, or the DEFAULT where
     /// JsonConverter writes it for a missing value.
     failure_json: Vec<u8>,
+    /// Debezium's column mappers for this column (value fields only).
+    mappers: ColumnMappers,
+}
+
+/// What `column.mask.with.N.chars`, `column.truncate.to.N.chars` and
+/// `column.propagate.source.type` do to one column's value field.
+#[derive(Debug, Clone, Default)]
+struct ColumnMappers {
+    /// Written in place of every value (`"****"`), for a masked string column.
+    mask_json: Option<Vec<u8>>,
+    /// Strings cut to this many (UTF-16) characters, bytes to this many bytes.
+    truncate_to: Option<usize>,
+    /// Added to the value field's schema parameters, in this order.
+    schema_parameters: Vec<(&'static str, String)>,
+}
+
+/// Debezium's column mappers for a column, as its `ColumnMappers` picks them.
+fn column_mappers(
+    column: &ColumnSchema,
+    column_id: &str,
+    config: &EnvelopeConfig,
+) -> ColumnMappers {
+    let rules = &config.column_rules;
+    let facts = source_column_facts(column);
+    let mut mappers = ColumnMappers::default();
+    if let Some(length) = rules.mask_length(column_id) {
+        mappers
+            .schema_parameters
+            .push(("masked", "true".to_string()));
+        // Only character columns are masked (JDBC CHAR/VARCHAR); the others keep their values.
+        if matches!(
+            column.type_name.as_str(),
+            "text" | "varchar" | "bpchar" | "char" | "name"
+        ) {
+            let mut mask = Vec::with_capacity(length + 2);
+            json::write_str(&mut mask, &"*".repeat(length));
+            mappers.mask_json = Some(mask);
+        }
+    } else if let Some(length) = rules.truncate_length(column_id) {
+        // Truncation is "possible" when the column may be longer than the limit.
+        if facts.length < 0 || facts.length as usize > length {
+            mappers
+                .schema_parameters
+                .push(("truncateLength", length.to_string()));
+            mappers.truncate_to = Some(length);
+        }
+    }
+    if rules.propagates_source_type(column_id, &column.type_name) {
+        mappers.schema_parameters.extend([
+            ("__debezium.source.column.type", facts.type_name),
+            ("__debezium.source.column.length", facts.length.to_string()),
+            ("__debezium.source.column.scale", facts.scale.to_string()),
+            ("__debezium.source.column.name", column.name.clone()),
+        ]);
+    }
+    mappers
+}
+
+/// A column's type, length and scale as Debezium knows them (the JDBC driver's `TypeInfoCache`
+/// precision or display size, and scale, for the column's type modifier).
+struct SourceColumnFacts {
+    type_name: String,
+    length: i64,
+    scale: i64,
+}
+
+fn source_column_facts(column: &ColumnSchema) -> SourceColumnFacts {
+    const UNKNOWN_LENGTH: i64 = i32::MAX as i64;
+    let base = oid::array_element(column.type_oid)
+        .or(column.element_type_oid)
+        .unwrap_or(column.type_oid);
+    let typmod = i64::from(column.type_modifier);
+    // Fraction digits of a time type: the typmod, 6 when undeclared.
+    let seconds = match typmod {
+        -1 => 7,
+        0 => 0,
+        1 => 3,
+        digits => digits + 1,
+    };
+    let length = match base {
+        oid::INT2 => 5,
+        oid::INT4 | oid::OID => 10,
+        oid::INT8 => 19,
+        oid::FLOAT4 => 8,
+        oid::FLOAT8 => 17,
+        oid::NUMERIC if typmod == -1 => 131_089,
+        oid::NUMERIC => ((typmod - 4) & 0xffff_0000) >> 16,
+        oid::CHAR | oid::BOOL => 1,
+        oid::BPCHAR | oid::VARCHAR if typmod == -1 => UNKNOWN_LENGTH,
+        oid::BPCHAR | oid::VARCHAR => typmod - 4,
+        oid::DATE => 13,
+        oid::TIME => 8 + seconds,
+        oid::TIMETZ => 14 + seconds,
+        oid::TIMESTAMP => 22 + seconds,
+        oid::TIMESTAMPTZ => 28 + seconds,
+        oid::INTERVAL => 49,
+        oid::BIT => typmod,
+        oid::VARBIT if typmod == -1 => UNKNOWN_LENGTH,
+        oid::VARBIT => typmod,
+        _ => UNKNOWN_LENGTH,
+    };
+    let scale = match base {
+        oid::FLOAT4 => 8,
+        oid::FLOAT8 => 17,
+        oid::NUMERIC if typmod == -1 => 0,
+        oid::NUMERIC => (typmod - 4) & 0xffff,
+        oid::TIME | oid::TIMETZ | oid::TIMESTAMP | oid::TIMESTAMPTZ if typmod == -1 => 6,
+        oid::TIME | oid::TIMETZ | oid::TIMESTAMP | oid::TIMESTAMPTZ => typmod,
+        oid::INTERVAL if typmod == -1 => 6,
+        oid::INTERVAL => typmod & 0xffff,
+        _ => 0,
+    };
+    SourceColumnFacts {
+        type_name: column.type_name.to_uppercase(),
+        length,
+        scale,
+    }
+}
+
+/// Cuts the value written at `out[start..]` to `length`: a JSON string to that many UTF-16
+/// units (Java's `substring`), Kafka Connect bytes to that many bytes; other values stay.
+fn truncate_written_value(out: &mut Vec<u8>, start: usize, length: usize, kind: &ValueKind) {
+    let Ok(text) = serde_json::from_slice::<String>(&out[start..]) else {
+        return;
+    };
+    let is_bytes = matches!(
+        kind,
+        ValueKind::Bytes {
+            binary: BinaryHandling::Bytes
+        }
+    );
+    out.truncate(start);
+    if is_bytes {
+        use base64::Engine as _;
+        let mut bytes = base64::engine::general_purpose::STANDARD
+            .decode(&text)
+            .unwrap_or_default();
+        bytes.truncate(length);
+        json::write_base64(out, &bytes);
+        return;
+    }
+    let mut units = 0;
+    let cut: String = text
+        .chars()
+        .take_while(|c| {
+            units += c.len_utf16();
+            units <= length
+        })
+        .collect();
+    json::write_str(out, &cut);
 }
 
 /// Builds the Debezium events of one table. Cheap to use per event; build it once per table.
@@ -122,10 +276,15 @@ impl TableEnvelopeBuilder {
         let columns: Vec<ColumnPlan> = table
             .columns
             .iter()
-            .map(|column| plan_column(column, config, &mut warnings))
+            .map(|column| plan_column(column, &qualified, config, &mut warnings))
             .collect();
-        let mut key_columns = Vec::with_capacity(table.key_columns.len());
-        for name in &table.key_columns {
+        // message.key.columns replaces the primary key for the tables it names.
+        let key_names = config
+            .column_rules
+            .key_columns_for(&qualified)
+            .unwrap_or(&table.key_columns);
+        let mut key_columns = Vec::with_capacity(key_names.len());
+        for name in key_names {
             match table.columns.iter().position(|column| &column.name == name) {
                 Some(index) if !columns[index].omitted => key_columns.push(index),
                 Some(_) => {}
@@ -142,26 +301,37 @@ impl TableEnvelopeBuilder {
             let mut schema = plan.kind.schema();
             schema.optional = !column.not_null || plan.kind == ValueKind::AlwaysNull;
             schema.default_json = plan.default_json.clone();
-            (column.name.clone(), schema)
+            (plan.field_name.clone(), schema)
+        };
+        // The column mappers (mask, truncate, source type) change the value's fields, not the key's.
+        let value_field_schema = |plan: &ColumnPlan, column: &ColumnSchema| {
+            let (name, mut schema) = field_schema(plan, column);
+            schema
+                .parameters
+                .extend(plan.mappers.schema_parameters.iter().cloned());
+            (name, schema)
+        };
+        let schema_name = |suffix: &str| {
+            adjust_schema_name(&format!("{topic}.{suffix}"), config.schema_name_adjustment)
         };
         let key_schema_json = (!key_columns.is_empty()).then(|| {
             let fields = key_columns
                 .iter()
                 .map(|&index| field_schema(&columns[index], &table.columns[index]))
                 .collect();
-            ConnectSchema::structure(Some(format!("{topic}.Key")), fields).to_json()
+            ConnectSchema::structure(Some(schema_name("Key")), fields).to_json()
         });
         let value_fields = columns
             .iter()
             .zip(&table.columns)
             .filter(|(plan, _)| !plan.omitted)
-            .map(|(plan, column)| field_schema(plan, column))
+            .map(|(plan, column)| value_field_schema(plan, column))
             .collect();
         let value_schema =
-            ConnectSchema::structure(Some(format!("{topic}.Value")), value_fields).optional();
+            ConnectSchema::structure(Some(schema_name("Value")), value_fields).optional();
         let optional_int64 = || ConnectSchema::primitive("int64").optional();
         let envelope = ConnectSchema::structure(
-            Some(format!("{topic}.Envelope")),
+            Some(schema_name("Envelope")),
             vec![
                 ("before".into(), value_schema.clone()),
                 ("after".into(), value_schema),
@@ -330,7 +500,7 @@ impl TableEnvelopeBuilder {
             if position > 0 {
                 out.push(b',');
             }
-            self.write_field(index, row, old_row, out, unconvertible);
+            self.write_field(index, row, old_row, out, unconvertible, false);
         }
         out.push(b'}');
         Ok(())
@@ -429,7 +599,7 @@ impl TableEnvelopeBuilder {
                 out.push(b',');
             }
             first = false;
-            self.write_field(index, row, old_row, out, unconvertible);
+            self.write_field(index, row, old_row, out, unconvertible, true);
         }
         out.push(b'}');
     }
@@ -445,9 +615,15 @@ impl TableEnvelopeBuilder {
         old_row: Option<&[CellValue<'_>]>,
         out: &mut Vec<u8>,
         unconvertible: &mut Vec<UnconvertibleValue>,
+        in_value: bool,
     ) {
         let plan = &self.columns[index];
         out.extend_from_slice(&plan.field_prefix);
+        if let (true, Some(mask)) = (in_value, &plan.mappers.mask_json) {
+            // Debezium's MaskStrings replaces every value, NULL included.
+            out.extend_from_slice(mask);
+            return;
+        }
         let mut cell = row[index];
         if cell == CellValue::UnchangedToast {
             if let Some(CellValue::Text(old)) = old_row.map(|old_row| old_row[index]) {
@@ -457,7 +633,12 @@ impl TableEnvelopeBuilder {
         let value_start = out.len();
         let failure = match cell {
             CellValue::Text(text) => match write_value(&plan.kind, text, out) {
-                Ok(()) => None,
+                Ok(()) => {
+                    if let (true, Some(length)) = (in_value, plan.mappers.truncate_to) {
+                        truncate_written_value(out, value_start, length, &plan.kind);
+                    }
+                    None
+                }
                 Err(reason) => Some((text.chars().take(100).collect(), reason)),
             },
             CellValue::Null => {
@@ -495,24 +676,51 @@ impl TableEnvelopeBuilder {
 /// Works out how a column is written.
 fn plan_column(
     column: &ColumnSchema,
+    table_id: &str,
     config: &EnvelopeConfig,
     warnings: &mut Vec<SchemaWarning>,
 ) -> ColumnPlan {
-    let mapped = ValueKind::of_column(column, config.decimal_handling);
-    let omitted = mapped.is_none() && config.unknown_types == UnknownTypeHandling::Omit;
-    if mapped.is_none() {
+    let column_id = format!("{table_id}.{}", column.name);
+    let listed = config.column_rules.is_written(&column_id);
+    let mapped = ValueKind::of_column(column, config.type_options());
+    // Debezium leaves these arrays out even with include.unknown.datatypes=true.
+    let never_included = matches!(
+        column.type_name.as_str(),
+        "_money" | "_name" | "_interval" | "_varbit" | "_xml" | "_point" | "_refcursor"
+    );
+    let omitted = !listed
+        || (mapped.is_none()
+            && (config.unknown_types == UnknownTypeHandling::Omit
+                || (config.unknown_types == UnknownTypeHandling::AsBytes && never_included)));
+    if mapped.is_none() && listed {
         warnings.push(SchemaWarning {
             column: column.name.clone(),
             type_name: column.type_name.clone(),
-            message: if omitted {
-                "type not mapped; the column is left out of events (as Debezium does)".to_string()
-            } else {
-                "type not mapped; written as its PostgreSQL text form (Debezium would leave the column out)"
-                    .to_string()
-            },
+            message: match config.unknown_types {
+                UnknownTypeHandling::Omit => {
+                    "type not mapped; the column is left out of events (as Debezium does)"
+                }
+                UnknownTypeHandling::AsText => {
+                    "type not mapped; written as its PostgreSQL text form (Debezium would leave the column out)"
+                }
+                UnknownTypeHandling::AsBytes => {
+                    "type not mapped; written as the bytes of its PostgreSQL text form (include.unknown.datatypes=true)"
+                }
+            }
+            .to_string(),
         });
     }
-    let kind = mapped.unwrap_or(ValueKind::Unmapped);
+    let kind = match (mapped, config.unknown_types) {
+        (Some(kind), _) => kind,
+        (None, UnknownTypeHandling::AsBytes) => ValueKind::UnknownBytes {
+            binary: config.binary_handling,
+            geometric: matches!(
+                column.type_name.as_str(),
+                "box" | "circle" | "line" | "lseg" | "path" | "polygon"
+            ),
+        },
+        (None, _) => ValueKind::Unmapped,
+    };
     let default = default_json(column, &kind);
     let null_json = match (&default, column.not_null) {
         (Some(default), true) => default.clone(),
@@ -529,10 +737,15 @@ fn plan_column(
         _ => "null".to_string(),
     };
     let mut field_prefix = Vec::with_capacity(column.name.len() + 3);
-    json::write_str(&mut field_prefix, &column.name);
+    json::write_str(
+        &mut field_prefix,
+        &adjust_field_name(&column.name, config.field_name_adjustment),
+    );
     field_prefix.push(b':');
     ColumnPlan {
+        mappers: column_mappers(column, &column_id, config),
         name: column.name.clone(),
+        field_name: adjust_field_name(&column.name, config.field_name_adjustment),
         type_name: column.type_name.clone(),
         field_prefix,
         toast_json: toast_placeholder(column, &kind, &config.unavailable_value_placeholder),
@@ -553,11 +766,20 @@ fn toast_placeholder(
     placeholder: &str,
 ) -> Option<Vec<u8>> {
     let mut out = Vec::new();
+    let placeholder_bytes = placeholder_bytes(placeholder);
+    let placeholder = &String::from_utf8_lossy(&placeholder_bytes);
     match kind {
         ValueKind::String { .. } | ValueKind::Enum { .. } | ValueKind::Unmapped => {
             json::write_str(&mut out, placeholder)
         }
-        ValueKind::Bytes => json::write_base64(&mut out, placeholder.as_bytes()),
+        ValueKind::Bytes {
+            binary: BinaryHandling::Bytes,
+        } => json::write_base64(&mut out, &placeholder_bytes),
+        // What Debezium 3.6.1 writes (conformance/debezium/binary_handling_mode_*/toast_types):
+        // the placeholder text under hex, nothing (null) under base64.
+        ValueKind::Bytes {
+            binary: BinaryHandling::Hex,
+        } => json::write_str(&mut out, placeholder),
         ValueKind::Array { .. } => {
             let element = oid::array_element(column.type_oid).or(column.element_type_oid)?;
             out.push(b'[');
@@ -565,14 +787,16 @@ fn toast_placeholder(
                 oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::JSON | oid::JSONB => {
                     json::write_str(&mut out, placeholder)
                 }
-                oid::BYTEA => json::write_base64(&mut out, placeholder.as_bytes()),
+                oid::BYTEA if config_binary_is_bytes(kind) => {
+                    json::write_base64(&mut out, &placeholder_bytes)
+                }
                 oid::INT4 | oid::DATE | oid::INT8 => {
-                    for (index, byte) in placeholder.bytes().enumerate() {
+                    for (index, byte) in placeholder_bytes.iter().enumerate() {
                         if index > 0 {
                             out.push(b',');
                         }
                         // Java bytes are signed.
-                        json::write_i64(&mut out, i64::from(byte as i8));
+                        json::write_i64(&mut out, i64::from(*byte as i8));
                     }
                 }
                 _ => return None,
@@ -582,6 +806,25 @@ fn toast_placeholder(
         _ => return None,
     }
     Some(out)
+}
+
+/// True for an array of `bytea` written as Kafka Connect bytes.
+fn config_binary_is_bytes(kind: &ValueKind) -> bool {
+    matches!(kind, ValueKind::Array { items, .. } if matches!(**items, ValueKind::Bytes { binary: BinaryHandling::Bytes }))
+}
+
+/// The placeholder's bytes: `hex:` and hex digits are those bytes (Debezium's form for a
+/// placeholder that is not text), anything else its UTF-8 bytes.
+fn placeholder_bytes(placeholder: &str) -> Vec<u8> {
+    if let Some(hex) = placeholder.strip_prefix("hex:") {
+        if hex.len() % 2 == 0 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return (0..hex.len())
+                .step_by(2)
+                .filter_map(|at| u8::from_str_radix(&hex[at..at + 2], 16).ok())
+                .collect();
+        }
+    }
+    placeholder.as_bytes().to_vec()
 }
 
 /// Debezium's topic name rule: characters other than `[a-zA-Z0-9._-]` become `_`, at most 249.

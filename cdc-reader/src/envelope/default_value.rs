@@ -122,9 +122,9 @@ fn render(kind: &ValueKind, literal: &str) -> Option<String> {
         ValueKind::Decimal { .. }
         | ValueKind::DecimalAsDouble { .. }
         | ValueKind::DecimalAsString { .. } => parse_decimal(literal)?.to_plain_string(),
-        ValueKind::Date => date_text(literal)?,
-        ValueKind::TimeMicros | ValueKind::TimeMillis => time_text(literal),
-        ValueKind::TimestampMicros | ValueKind::TimestampMillis => timestamp_text(literal)?,
+        ValueKind::Date { .. } => date_text(literal)?,
+        ValueKind::TimeMicros | ValueKind::TimeMillis { .. } => time_text(literal),
+        ValueKind::TimestampMicros | ValueKind::TimestampMillis { .. } => timestamp_text(literal)?,
         ValueKind::ZonedTimestamp { .. } => {
             let text = timestamp_text(literal)?;
             if temporal::parse_timestamptz(&text).is_some() {
@@ -179,7 +179,7 @@ fn timestamp_text(literal: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::envelope::config::DecimalHandling;
+    use crate::envelope::config::TypeOptions;
     use crate::envelope::kind::oid;
 
     fn default_of(
@@ -193,7 +193,7 @@ mod tests {
             default_expr: Some(expression.to_string()),
             ..ColumnSchema::new("c", type_oid, type_name, false)
         };
-        let kind = ValueKind::of_column(&column, DecimalHandling::Precise).unwrap();
+        let kind = ValueKind::of_column(&column, TypeOptions::default()).unwrap();
         default_json(&column, &kind)
     }
 
@@ -234,7 +234,7 @@ mod tests {
             enum_values: Some(vec!["sad".into(), "ok".into(), "happy".into()]),
             ..ColumnSchema::new("c_mood", 16_500, "conformance_mood", false)
         };
-        let kind = ValueKind::of_column(&mood, DecimalHandling::Precise).unwrap();
+        let kind = ValueKind::of_column(&mood, TypeOptions::default()).unwrap();
         assert_eq!(default_json(&mood, &kind).as_deref(), Some("\"ok\""));
     }
 

@@ -7,6 +7,7 @@
 //! point              (1.5,-2.25)            -> struct io.debezium.data.geometry.Point
 //!                                              {"x":1.5,"y":-2.25,"wkb":"AQEAAAAAAAAAAAD4PwAAAAAAAALA","srid":null}
 //! hstore             "a"=>"1", "b"=>NULL    -> string io.debezium.data.Json      "{\"a\":\"1\",\"b\":null}"
+//!   (hstore.handling.mode=map)              -> map<string, optional string>      {"a":"1","b":null}
 //! ```
 //!
 //! Debezium's quirks kept here on purpose: bit strings go through Java's `BitSet.toByteArray()`
@@ -122,25 +123,33 @@ fn quoted(text: &str) -> Option<(String, &str)> {
     None
 }
 
-/// Appends an hstore as Debezium's JSON text (a JSON string holding a JSON object), the keys
-/// in the order a Java `HashMap` filled in PostgreSQL's order iterates them.
+/// Appends an hstore as Debezium's JSON text (`hstore.handling.mode=json`: a JSON string
+/// holding a JSON object), the keys in the order a Java `HashMap` filled in PostgreSQL's order
+/// iterates them.
 pub(crate) fn write_hstore_json(out: &mut Vec<u8>, text: &str) -> Result<(), String> {
-    let pairs = java_hash_map_order(parse_hstore(text)?);
     let mut object = Vec::with_capacity(text.len() + 2);
-    object.push(b'{');
+    write_hstore_map(&mut object, text)?;
+    json::write_str(out, &String::from_utf8_lossy(&object));
+    Ok(())
+}
+
+/// Appends an hstore as a Kafka Connect map (`hstore.handling.mode=map`), which JsonConverter
+/// writes as a JSON object, in the same `HashMap` order.
+pub(crate) fn write_hstore_map(out: &mut Vec<u8>, text: &str) -> Result<(), String> {
+    let pairs = java_hash_map_order(parse_hstore(text)?);
+    out.push(b'{');
     for (index, (key, value)) in pairs.iter().enumerate() {
         if index > 0 {
-            object.push(b',');
+            out.push(b',');
         }
-        json::write_str(&mut object, key);
-        object.push(b':');
+        json::write_str(out, key);
+        out.push(b':');
         match value {
-            Some(value) => json::write_str(&mut object, value),
-            None => object.extend_from_slice(b"null"),
+            Some(value) => json::write_str(out, value),
+            None => out.extend_from_slice(b"null"),
         }
     }
-    object.push(b'}');
-    json::write_str(out, &String::from_utf8_lossy(&object));
+    out.push(b'}');
     Ok(())
 }
 

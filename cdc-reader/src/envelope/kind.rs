@@ -26,7 +26,10 @@
 //! The README's "Type map" table lists every type with an example; a test checks it against
 //! [`ValueKind::of_column`] (`type_map_table_in_the_readme_matches_the_code` below).
 
-use super::config::DecimalHandling;
+use super::config::{
+    BinaryHandling, DecimalHandling, HstoreHandling, IntervalHandling, TimePrecisionMode,
+    TypeOptions,
+};
 use super::schema::ConnectSchema;
 use super::table::ColumnSchema;
 
@@ -128,7 +131,10 @@ pub(crate) enum ValueKind {
     Enum {
         allowed: String,
     },
-    Bytes,
+    /// `bytea`, in the form `binary.handling.mode` asks for.
+    Bytes {
+        binary: BinaryHandling,
+    },
     /// Kafka Connect Decimal at a fixed scale (`precision` is None for money).
     Decimal {
         scale: usize,
@@ -144,16 +150,27 @@ pub(crate) enum ValueKind {
         scale: Option<usize>,
         money: bool,
     },
-    Date,
-    TimeMillis,
+    /// Days since the epoch: `io.debezium.time.Date`, or with `connect` Kafka Connect's `Date`.
+    Date {
+        connect: bool,
+    },
+    /// Milliseconds past midnight: `io.debezium.time.Time`, or Kafka Connect's `Time`.
+    TimeMillis {
+        connect: bool,
+    },
     TimeMicros,
-    TimestampMillis,
+    /// Milliseconds since the epoch: `io.debezium.time.Timestamp`, or Kafka Connect's `Timestamp`.
+    TimestampMillis {
+        connect: bool,
+    },
     TimestampMicros,
     ZonedTimestamp {
         fraction_digits: u32,
     },
     ZonedTime,
     Interval,
+    /// `interval.handling.mode=string`: `io.debezium.time.Interval`, ISO 8601 text.
+    IntervalString,
     /// A one-dimensional array; `items_optional` is false only for enum arrays (as in Debezium).
     Array {
         items: Box<ValueKind>,
@@ -169,8 +186,16 @@ pub(crate) enum ValueKind {
     Point,
     /// `hstore` (Debezium's default `hstore.handling.mode=json`): `io.debezium.data.Json` text.
     Hstore,
+    /// `hstore.handling.mode=map`: a Kafka Connect map of string to optional string.
+    HstoreMap,
     /// A type we do not map: PostgreSQL's text form as a string.
     Unmapped,
+    /// A type we do not map under `include.unknown.datatypes=true`: the bytes of its text form
+    /// (for the geometric types, as the JDBC driver prints them: `(1.0,2.0),(0.0,0.0)`).
+    UnknownBytes {
+        binary: BinaryHandling,
+        geometric: bool,
+    },
     /// `name`: Debezium declares an optional string and writes `null` for every value
     /// (conformance/debezium/name_type.jsonl); we do the same.
     AlwaysNull,
@@ -200,9 +225,17 @@ fn scalar_kind(
     type_modifier: i32,
     type_name: &str,
     enum_values: Option<&[String]>,
-    decimals: DecimalHandling,
+    options: TypeOptions,
 ) -> Option<ValueKind> {
     use ValueKind as K;
+    let decimals = options.decimals;
+    let connect = options.time_precision == TimePrecisionMode::Connect;
+    let millis_time = match options.time_precision {
+        TimePrecisionMode::Adaptive => time_precision(type_modifier) <= 3,
+        TimePrecisionMode::AdaptiveTimeMicroseconds => false,
+        TimePrecisionMode::Connect => true,
+    };
+    let millis_timestamp = connect || time_precision(type_modifier) <= 3;
     Some(match type_oid {
         oid::BOOL => K::Boolean,
         oid::INT2 => K::Int16,
@@ -234,7 +267,9 @@ fn scalar_kind(
         oid::XML => K::String {
             logical: Some("io.debezium.data.Xml"),
         },
-        oid::BYTEA => K::Bytes,
+        oid::BYTEA => K::Bytes {
+            binary: options.binary,
+        },
         oid::NUMERIC => {
             let declared = numeric_precision_scale(type_modifier);
             match (decimals, declared) {
@@ -263,16 +298,19 @@ fn scalar_kind(
                 money: true,
             },
         },
-        oid::DATE => K::Date,
-        oid::TIME if time_precision(type_modifier) <= 3 => K::TimeMillis,
+        oid::DATE => K::Date { connect },
+        oid::TIME if millis_time => K::TimeMillis { connect },
         oid::TIME => K::TimeMicros,
-        oid::TIMESTAMP if time_precision(type_modifier) <= 3 => K::TimestampMillis,
+        oid::TIMESTAMP if millis_timestamp => K::TimestampMillis { connect },
         oid::TIMESTAMP => K::TimestampMicros,
         oid::TIMESTAMPTZ => K::ZonedTimestamp {
             fraction_digits: time_precision(type_modifier),
         },
         oid::TIMETZ => K::ZonedTime,
-        oid::INTERVAL => K::Interval,
+        oid::INTERVAL => match options.interval {
+            IntervalHandling::Numeric => K::Interval,
+            IntervalHandling::String => K::IntervalString,
+        },
         // The bit types' modifier is their length; Debezium makes length 1 a boolean.
         oid::BIT | oid::VARBIT if type_modifier == 1 => K::BitBoolean,
         oid::BIT | oid::VARBIT => K::Bits {
@@ -291,7 +329,10 @@ fn scalar_kind(
             (None, "ltree") => K::String {
                 logical: Some("io.debezium.data.Ltree"),
             },
-            (None, "hstore") => K::Hstore,
+            (None, "hstore") => match options.hstore {
+                HstoreHandling::Json => K::Hstore,
+                HstoreHandling::Map => K::HstoreMap,
+            },
             _ => return None,
         },
     })
@@ -299,7 +340,7 @@ fn scalar_kind(
 
 impl ValueKind {
     /// The kind of `column`, or None when Debezium's defaults have no mapping for it.
-    pub fn of_column(column: &ColumnSchema, decimals: DecimalHandling) -> Option<ValueKind> {
+    pub fn of_column(column: &ColumnSchema, options: TypeOptions) -> Option<ValueKind> {
         let element_oid = oid::array_element(column.type_oid).or(column.element_type_oid);
         let Some(element_oid) = element_oid else {
             return scalar_kind(
@@ -307,7 +348,7 @@ impl ValueKind {
                 column.type_modifier,
                 &column.type_name,
                 column.enum_values.as_deref(),
-                decimals,
+                options,
             );
         };
         // Debezium leaves out the JDBC driver's "unsupported" array types (interval[], money[],
@@ -319,7 +360,7 @@ impl ValueKind {
             column.type_modifier,
             element_name,
             column.enum_values.as_deref(),
-            decimals,
+            options,
         )?;
         let supported = matches!(
             element,
@@ -331,19 +372,20 @@ impl ValueKind {
                 | ValueKind::Float64
                 | ValueKind::String { .. }
                 | ValueKind::Enum { .. }
-                | ValueKind::Bytes
+                | ValueKind::Bytes { .. }
                 | ValueKind::Decimal { money: false, .. }
                 | ValueKind::VariableScaleDecimal
                 | ValueKind::DecimalAsDouble { money: false }
                 | ValueKind::DecimalAsString { money: false, .. }
-                | ValueKind::Date
-                | ValueKind::TimeMillis
+                | ValueKind::Date { .. }
+                | ValueKind::TimeMillis { .. }
                 | ValueKind::TimeMicros
-                | ValueKind::TimestampMillis
+                | ValueKind::TimestampMillis { .. }
                 | ValueKind::TimestampMicros
                 | ValueKind::ZonedTimestamp { .. }
                 | ValueKind::ZonedTime
                 | ValueKind::Hstore
+                | ValueKind::HstoreMap
         ) && !matches!(element_oid, oid::NAME | oid::XML | oid::TSVECTOR);
         if !supported {
             return None;
@@ -374,7 +416,14 @@ impl ValueKind {
             } => S::logical("string", name),
             ValueKind::Enum { allowed } => S::logical("string", "io.debezium.data.Enum")
                 .with_parameter("allowed", allowed.clone()),
-            ValueKind::Bytes => S::primitive("bytes"),
+            ValueKind::Bytes {
+                binary: BinaryHandling::Bytes,
+            }
+            | ValueKind::UnknownBytes {
+                binary: BinaryHandling::Bytes,
+                ..
+            } => S::primitive("bytes"),
+            ValueKind::Bytes { .. } | ValueKind::UnknownBytes { .. } => S::primitive("string"),
             ValueKind::Decimal {
                 scale, precision, ..
             } => {
@@ -398,16 +447,30 @@ impl ValueKind {
                 )
                 .with_version(1)
             },
-            ValueKind::Date => S::logical("int32", "io.debezium.time.Date"),
-            ValueKind::TimeMillis => S::logical("int32", "io.debezium.time.Time"),
+            ValueKind::Date { connect: false } => S::logical("int32", "io.debezium.time.Date"),
+            ValueKind::Date { connect: true } => {
+                S::logical("int32", "org.apache.kafka.connect.data.Date")
+            }
+            ValueKind::TimeMillis { connect: false } => {
+                S::logical("int32", "io.debezium.time.Time")
+            }
+            ValueKind::TimeMillis { connect: true } => {
+                S::logical("int32", "org.apache.kafka.connect.data.Time")
+            }
             ValueKind::TimeMicros => S::logical("int64", "io.debezium.time.MicroTime"),
-            ValueKind::TimestampMillis => S::logical("int64", "io.debezium.time.Timestamp"),
+            ValueKind::TimestampMillis { connect: false } => {
+                S::logical("int64", "io.debezium.time.Timestamp")
+            }
+            ValueKind::TimestampMillis { connect: true } => {
+                S::logical("int64", "org.apache.kafka.connect.data.Timestamp")
+            }
             ValueKind::TimestampMicros => S::logical("int64", "io.debezium.time.MicroTimestamp"),
             ValueKind::ZonedTimestamp { .. } => {
                 S::logical("string", "io.debezium.time.ZonedTimestamp")
             }
             ValueKind::ZonedTime => S::logical("string", "io.debezium.time.ZonedTime"),
             ValueKind::Interval => S::logical("int64", "io.debezium.time.MicroDuration"),
+            ValueKind::IntervalString => S::logical("string", "io.debezium.time.Interval"),
             ValueKind::BitBoolean => S::primitive("boolean"),
             ValueKind::Bits { length } => S::logical("bytes", "io.debezium.data.Bits")
                 .with_parameter("length", length.to_string()),
@@ -425,6 +488,9 @@ impl ValueKind {
                 .with_version(1)
             },
             ValueKind::Hstore => S::logical("string", "io.debezium.data.Json"),
+            ValueKind::HstoreMap => {
+                S::map(S::primitive("string"), S::primitive("string").optional())
+            }
             ValueKind::Array {
                 items,
                 items_optional,
@@ -449,13 +515,15 @@ impl ValueKind {
                 r#"{"x":0.0,"y":0.0,"wkb":"AQEAAAAAAAAAAAAAAAAAAAAAAAAA","srid":null}"#.into()
             }
             ValueKind::Hstore => r#""{}""#.into(),
+            ValueKind::HstoreMap => "{}".into(),
+            ValueKind::IntervalString => "\"P0Y0M0DT0H0M0S\"".into(),
             ValueKind::Int16
             | ValueKind::Int32
             | ValueKind::Int64
-            | ValueKind::Date
-            | ValueKind::TimeMillis
+            | ValueKind::Date { .. }
+            | ValueKind::TimeMillis { .. }
             | ValueKind::TimeMicros
-            | ValueKind::TimestampMillis
+            | ValueKind::TimestampMillis { .. }
             | ValueKind::TimestampMicros
             | ValueKind::Interval => "0".into(),
             ValueKind::Float32 | ValueKind::Float64 | ValueKind::DecimalAsDouble { .. } => {
@@ -464,7 +532,8 @@ impl ValueKind {
             ValueKind::String { .. }
             | ValueKind::Enum { .. }
             | ValueKind::Unmapped
-            | ValueKind::Bytes => "\"\"".into(),
+            | ValueKind::UnknownBytes { .. }
+            | ValueKind::Bytes { .. } => "\"\"".into(),
             ValueKind::AlwaysNull => "null".into(),
             ValueKind::Decimal { .. } => "\"AA==\"".into(),
             ValueKind::VariableScaleDecimal => r#"{"scale":0,"value":"AA=="}"#.into(),
@@ -488,7 +557,7 @@ mod tests {
             type_modifier,
             ..ColumnSchema::new("c", type_oid, "", false)
         };
-        ValueKind::of_column(&column, DecimalHandling::Precise)
+        ValueKind::of_column(&column, TypeOptions::default())
     }
 
     #[test]
@@ -510,9 +579,15 @@ mod tests {
 
     #[test]
     fn time_precision_picks_millis_or_micros() {
-        assert_eq!(kind(oid::TIMESTAMP, 3), Some(ValueKind::TimestampMillis));
+        assert_eq!(
+            kind(oid::TIMESTAMP, 3),
+            Some(ValueKind::TimestampMillis { connect: false })
+        );
         assert_eq!(kind(oid::TIMESTAMP, -1), Some(ValueKind::TimestampMicros));
-        assert_eq!(kind(oid::TIME, 0), Some(ValueKind::TimeMillis));
+        assert_eq!(
+            kind(oid::TIME, 0),
+            Some(ValueKind::TimeMillis { connect: false })
+        );
         assert_eq!(
             kind(oid::TIMESTAMPTZ, 3),
             Some(ValueKind::ZonedTimestamp { fraction_digits: 3 })
@@ -575,7 +650,7 @@ mod tests {
             if type_name == "mood" {
                 column.enum_values = Some(vec!["sad".into(), "happy".into()]);
             }
-            let kind = ValueKind::of_column(&column, DecimalHandling::Precise)
+            let kind = ValueKind::of_column(&column, TypeOptions::default())
                 .unwrap_or(ValueKind::Unmapped);
             let schema: serde_json::Value = serde_json::from_str(&kind.schema().to_json()).unwrap();
             assert_eq!(schema["type"], unquote(row[4]).as_str(), "{}", row[0]);

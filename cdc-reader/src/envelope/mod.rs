@@ -17,6 +17,7 @@
 //!
 //! Files, in reading order:
 //! - [`table`]: the input types; [`config`]: the options (Debezium's names).
+//! - [`column_rules`]: the options that pick columns by name; `names`: Avro name adjustment.
 //! - `kind`: which Kafka Connect type each PostgreSQL type becomes; `value`: converting a value;
 //!   `decimal`, `temporal`, `array`, `extra_types` (bits, point, hstore): the formats behind it; `default_value`: column DEFAULTs.
 //! - `schema`: Kafka Connect schemas as JSON text; [`source`]: the `source` block.
@@ -25,6 +26,7 @@
 
 mod array;
 pub mod builder;
+pub mod column_rules;
 pub mod config;
 mod decimal;
 mod default_value;
@@ -33,6 +35,7 @@ mod extra_types;
 mod json;
 mod kind;
 pub mod message;
+mod names;
 mod schema;
 pub mod source;
 pub mod table;
@@ -40,7 +43,11 @@ mod temporal;
 mod value;
 
 pub use builder::{EnvelopeRecord, ProcessingTime, TableEnvelopeBuilder};
-pub use config::{DecimalHandling, EnvelopeConfig, UnknownTypeHandling, DEBEZIUM_VERSION};
+pub use config::{
+    BinaryHandling, ColumnRules, ColumnSelector, DecimalHandling, EnvelopeConfig, HstoreHandling,
+    IntervalHandling, KeyColumnsRule, NameAdjustment, TimePrecisionMode, TypeOptions,
+    UnknownTypeHandling, DEBEZIUM_VERSION,
+};
 pub use error::{EnvelopeError, SchemaWarning, UnconvertibleValue};
 pub use message::{logical_message, LogicalMessageEnvelopeBuilder};
 pub use source::{SnapshotMarker, SourcePosition, TransactionBlock};

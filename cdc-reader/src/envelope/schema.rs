@@ -31,6 +31,8 @@ pub(crate) struct ConnectSchema {
     pub fields: Vec<(String, ConnectSchema)>,
     /// Array element schema.
     pub items: Option<Box<ConnectSchema>>,
+    /// Map key and value schemas.
+    pub map: Option<Box<(ConnectSchema, ConnectSchema)>>,
 }
 
 impl ConnectSchema {
@@ -46,6 +48,7 @@ impl ConnectSchema {
             default_json: None,
             fields: Vec::new(),
             items: None,
+            map: None,
         }
     }
 
@@ -72,6 +75,14 @@ impl ConnectSchema {
         ConnectSchema {
             items: Some(Box::new(items)),
             ..Self::primitive("array")
+        }
+    }
+
+    /// A required map from `keys` to `values`.
+    pub fn map(keys: ConnectSchema, values: ConnectSchema) -> Self {
+        ConnectSchema {
+            map: Some(Box::new((keys, values))),
+            ..Self::primitive("map")
         }
     }
 
@@ -108,6 +119,12 @@ impl ConnectSchema {
         if let Some(items) = &self.items {
             out.push_str(",\"items\":");
             items.write_json(out, None);
+        }
+        if let Some(map) = &self.map {
+            out.push_str(",\"keys\":");
+            map.0.write_json(out, None);
+            out.push_str(",\"values\":");
+            map.1.write_json(out, None);
         }
         out.push_str(if self.optional {
             ",\"optional\":true"

@@ -306,14 +306,21 @@ pub(crate) fn format_timetz(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// An `interval` (IntervalStyle postgres, e.g. `-1 years 2 mons -3 days 04:05:06.789`) as
-/// Debezium's MicroDuration.
-///
-/// Debezium goes through the JDBC driver's `PGInterval` and then floating point:
-/// `((years*12 + months) * 30.4375 + days) * 86400 s + hours, minutes, seconds`, truncated to
-/// whole microseconds. The same steps are repeated here, in the same order, so that even the
-/// floating-point rounding agrees.
-pub(crate) fn interval_micros(text: &str) -> Option<i64> {
+/// An `interval` as the JDBC driver's `PGInterval` holds it: each field as parsed, and the
+/// seconds as `getSeconds()` returns them (whole seconds plus rounded microseconds, a double).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct IntervalParts {
+    pub years: i32,
+    pub months: i32,
+    pub days: i32,
+    pub hours: i32,
+    pub minutes: i32,
+    pub seconds: f64,
+}
+
+/// Parses an `interval` in IntervalStyle postgres (`-1 years 2 mons -3 days 04:05:06.789`, what
+/// pgoutput sends by default) or postgres_verbose (`@ 1 year 2 mons ago`), as `PGInterval` does.
+pub(crate) fn parse_interval(text: &str) -> Option<IntervalParts> {
     if text.starts_with('P') {
         return None; // IntervalStyle iso_8601: not what pgoutput sends by default
     }
@@ -365,14 +372,105 @@ pub(crate) fn interval_micros(text: &str) -> Option<i64> {
     let whole_seconds = total_micros / MICROS_PER_SECOND;
     let micro_seconds = total_micros % MICROS_PER_SECOND;
     let seconds = whole_seconds as f64 + micro_seconds as f64 / 1e6;
+    Some(IntervalParts {
+        years,
+        months,
+        days,
+        hours,
+        minutes,
+        seconds,
+    })
+}
+
+/// An `interval` as Debezium's MicroDuration (`interval.handling.mode=numeric`).
+///
+/// Debezium goes through the JDBC driver's `PGInterval` and then floating point:
+/// `((years*12 + months) * 30.4375 + days) * 86400 s + hours, minutes, seconds`, truncated to
+/// whole microseconds. The same steps are repeated here, in the same order, so that even the
+/// floating-point rounding agrees.
+pub(crate) fn interval_micros(text: &str) -> Option<i64> {
+    let parts = parse_interval(text)?;
     // MicroDuration.durationMicros with DAYS_PER_MONTH_AVG = 365.25 / 12.
     let days_per_month = 365.25 / 12.0;
-    let number_of_days =
-        f64::from(years.wrapping_mul(12).wrapping_add(months)) * days_per_month + f64::from(days);
+    let number_of_days = f64::from(parts.years.wrapping_mul(12).wrapping_add(parts.months))
+        * days_per_month
+        + f64::from(parts.days);
     let number_of_seconds =
-        ((number_of_days * 24.0 + f64::from(hours)) * 60.0 + f64::from(minutes)) * 60.0 + seconds;
+        ((number_of_days * 24.0 + f64::from(parts.hours)) * 60.0 + f64::from(parts.minutes)) * 60.0
+            + parts.seconds;
     // Java's (long) cast: truncation toward zero, saturating; Rust's `as` does the same.
     Some((number_of_seconds * 1e6 + 0.0) as i64)
+}
+
+/// An `interval` as Debezium's `io.debezium.time.Interval` (`interval.handling.mode=string`):
+/// `P<y>Y<m>M<d>DT<h>H<m>M<s>S`, each field as PostgreSQL printed it (nothing normalized), the
+/// seconds as Java's `BigDecimal.valueOf(double)` without trailing zeros (at most 9 digits).
+///
+/// ```text
+/// 1 day 02:03:00                      -> P0Y0M1DT2H3M0S
+/// -1 years 2 mons -3 days 04:05:06.789 -> P-1Y2M-3DT4H5M6.789S
+/// -00:00:01.5                          -> P0Y0M0DT0H0M-1.5S
+/// ```
+pub(crate) fn interval_iso(text: &str) -> Option<String> {
+    let parts = parse_interval(text)?;
+    Some(format!(
+        "P{}Y{}M{}DT{}H{}M{}S",
+        parts.years,
+        parts.months,
+        parts.days,
+        parts.hours,
+        parts.minutes,
+        plain_seconds(parts.seconds)
+    ))
+}
+
+/// `BigDecimal.valueOf(seconds)` (Java's `Double.toString` digits), cut to 9 fraction digits,
+/// `stripTrailingZeros().toPlainString()`.
+fn plain_seconds(seconds: f64) -> String {
+    let java = json::java_double_to_string(seconds);
+    let (mantissa, exponent) = match java.split_once('E') {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i32>().unwrap_or(0)),
+        None => (java.as_str(), 0),
+    };
+    let negative = mantissa.starts_with('-');
+    let unsigned = mantissa.trim_start_matches('-');
+    let (integer, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    // The digits and where the decimal point sits in them.
+    let digits = format!("{integer}{fraction}");
+    let point = integer.len() as i32 + exponent;
+    let (mut whole, mut fraction) = if point <= 0 {
+        (
+            "0".to_string(),
+            format!("{}{digits}", "0".repeat((-point) as usize)),
+        )
+    } else if point as usize >= digits.len() {
+        (
+            format!("{digits}{}", "0".repeat(point as usize - digits.len())),
+            String::new(),
+        )
+    } else {
+        (
+            digits[..point as usize].to_string(),
+            digits[point as usize..].to_string(),
+        )
+    };
+    fraction.truncate(9);
+    while fraction.ends_with('0') {
+        fraction.pop();
+    }
+    let trimmed = whole.trim_start_matches('0');
+    whole = if trimmed.is_empty() {
+        "0".to_string()
+    } else {
+        trimmed.to_string()
+    };
+    let is_zero = whole == "0" && fraction.is_empty();
+    let sign = if negative && !is_zero { "-" } else { "" };
+    if fraction.is_empty() {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{fraction}")
+    }
 }
 
 /// Java's `Math.round(double)`: nearest, ties toward positive infinity.
@@ -486,6 +584,34 @@ mod tests {
             format_timetz("01:00:00.120+03").as_deref(),
             Some("22:00:00.12Z")
         );
+    }
+
+    #[test]
+    fn intervals_as_iso_strings() {
+        assert_eq!(
+            interval_iso("1 day 02:03:00").as_deref(),
+            Some("P0Y0M1DT2H3M0S")
+        );
+        assert_eq!(
+            interval_iso("-1 years 2 mons -3 days 04:05:06.789").as_deref(),
+            Some("P-1Y2M-3DT4H5M6.789S")
+        );
+        assert_eq!(
+            interval_iso("-00:00:01.5").as_deref(),
+            Some("P0Y0M0DT0H0M-1.5S")
+        );
+        assert_eq!(
+            interval_iso("00:00:00.000001").as_deref(),
+            Some("P0Y0M0DT0H0M0.000001S")
+        );
+        assert_eq!(
+            interval_iso("178000000 years").as_deref(),
+            Some("P178000000Y0M0DT0H0M0S")
+        );
+        assert_eq!(interval_iso("00:00:00").as_deref(), Some("P0Y0M0DT0H0M0S"));
+        assert_eq!(plain_seconds(1e7), "10000000");
+        assert_eq!(plain_seconds(-0.0), "0");
+        assert_eq!(interval_iso("P1Y"), None);
     }
 
     #[test]
