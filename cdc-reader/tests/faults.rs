@@ -146,6 +146,9 @@ const PARTIAL_ORDERS: &str = "
      WHERE NOT EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.id)
         OR NOT EXISTS (SELECT 1 FROM outbox_events e WHERE e.aggregateid = o.id::text)";
 
+/// A way to break the stack.
+type Fault = Box<dyn Fn(&PrivateStack)>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pipeline_rides_out_restarts_crashes_and_a_kafka_restart() {
     let stack = PrivateStack::up("faults");
@@ -222,7 +225,7 @@ async fn the_pipeline_rides_out_restarts_crashes_and_a_kafka_restart() {
     let mut producer = Running::start("producer", producer_command, &logs);
 
     let pause = Duration::from_secs(5);
-    let faults: [(&str, Box<dyn Fn(&PrivateStack)>); 5] = [
+    let faults: [(&str, Fault); 5] = [
         (
             "PostgreSQL restarted (fast)",
             Box::new(|s| s.restart_postgres("fast")),
