@@ -25,7 +25,16 @@
 //! LSNs, txIds and commit times are not compared against a recording, `source.sequence` and
 //! friends are checked only by the live run, `scripts/conformance`.
 //!
-//! It prints one line per scenario. `CONFORMANCE_SCENARIOS=types,toast` runs only those;
+//! Recordings made with other Debezium options live in folders, `debezium/<folder>/`, each with
+//! an `options.properties` of Debezium connector keys (e.g. `transforms=unwrap` and
+//! `transforms.unwrap.type=io.debezium.transforms.ExtractNewRecordState`) and the scenarios it
+//! affects (`<scenario>.jsonl`). Such a scenario runs as `<folder>/<scenario>`, the reader
+//! configured from the same keys through the mapping `cdc-reader --debezium-config` uses
+//! (`cdc_reader::debezium_config`): an option the mapping does not support fails the scenario
+//! with the mapping's own message. A folder without `options.properties` is not compared here.
+//!
+//! It prints one line per scenario. `CONFORMANCE_SCENARIOS=types,unwrap_drop` runs only those
+//! (a scenario's name runs it in every folder; a folder's name runs the folder);
 //! `RUST_LOG=cdc_reader=debug` shows the reader's log.
 //!
 //! `side_by_side_from_files` (ignored) is the comparing half of `scripts/conformance`, the live
@@ -80,7 +89,7 @@ async fn every_scenario_writes_what_debezium_wrote() {
     let mut scenarios = discover_scenarios(&conformance_dir()).expect("conformance scenarios");
     if let Ok(wanted) = std::env::var("CONFORMANCE_SCENARIOS") {
         let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
-        scenarios.retain(|scenario| wanted.contains(&scenario.name.as_str()));
+        scenarios.retain(|scenario| scenario.is_wanted(&wanted));
     }
     assert!(
         !scenarios.is_empty(),
@@ -153,31 +162,125 @@ fn side_by_side_from_files() {
     assert!(report.is_identical(), "side by side: {report}");
 }
 
-/// One scenario file, split at [`CHANGES_MARKER`], with Debezium's recording of it.
+/// The file in an options folder that holds its Debezium connector keys.
+const OPTIONS_FILE: &str = "options.properties";
+
+/// One scenario file, split at [`CHANGES_MARKER`], with Debezium's recording of it (made with
+/// the options of `options`, if any).
 struct Scenario {
+    /// `types`, or `<folder>/types` for a recording with options.
     name: String,
+    /// The scenario file's name: `types`.
+    file_name: String,
+    /// Names this run's database, slot and topics (short enough for PostgreSQL's 63 bytes).
+    run_name: String,
     setup: String,
     changes: String,
     recording: Vec<Record>,
+    options: Option<DebeziumOptions>,
+}
+
+/// The Debezium connector keys a folder of recordings was made with.
+#[derive(Clone)]
+struct DebeziumOptions {
+    folder: String,
+    path: PathBuf,
+    keys: BTreeMap<String, String>,
+}
+
+impl Scenario {
+    fn is_wanted(&self, wanted: &[&str]) -> bool {
+        let folder = self.options.as_ref().map(|options| options.folder.as_str());
+        wanted.iter().any(|&name| {
+            name == self.name || name == self.file_name || Some(name) == folder
+        })
+    }
 }
 
 fn conformance_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every `scenarios/<name>.sql` with its `debezium/<name>.jsonl`, sorted by name.
+/// Every `scenarios/<name>.sql` with its `debezium/<name>.jsonl`, sorted by name, then every
+/// `debezium/<folder>/<name>.jsonl` of a folder with an [`OPTIONS_FILE`], by folder and name.
 fn discover_scenarios(dir: &Path) -> anyhow::Result<Vec<Scenario>> {
     let scenarios_dir = dir.join("scenarios");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&scenarios_dir)
-        .with_context(|| format!("reading {}", scenarios_dir.display()))?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "sql"))
-        .collect();
-    paths.sort();
-    paths.iter().map(|path| load_scenario(dir, path)).collect()
+    let paths = files_with_extension(&scenarios_dir, "sql")?;
+    let mut scenarios: Vec<Scenario> = paths
+        .iter()
+        .map(|path| load_scenario(path, &dir.join("debezium"), None))
+        .collect::<anyhow::Result<_>>()?;
+    for (index, folder) in option_folders(&dir.join("debezium"))?.iter().enumerate() {
+        let options = read_options(folder)?;
+        let recordings = files_with_extension(folder, "jsonl")?;
+        ensure!(
+            !recordings.is_empty(),
+            "{} has options but no recordings: `conformance/record --options {} <scenario>`",
+            folder.display(),
+            folder.display()
+        );
+        for recording in recordings {
+            let stem = recording
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .unwrap_or_default();
+            let scenario = scenarios_dir.join(format!("{stem}.sql"));
+            ensure!(
+                scenario.is_file(),
+                "{}: no scenario {} to compare it with",
+                recording.display(),
+                scenario.display()
+            );
+            let mut loaded = load_scenario(&scenario, folder, Some(options.clone()))?;
+            loaded.run_name = format!("cf{index}_{}", loaded.file_name);
+            scenarios.push(loaded);
+        }
+    }
+    Ok(scenarios)
 }
 
-fn load_scenario(dir: &Path, path: &Path) -> anyhow::Result<Scenario> {
+/// The files in `dir` whose name ends in `.<extension>`, sorted.
+fn files_with_extension(dir: &Path, extension: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.is_file() && path.extension().is_some_and(|ext| ext == extension))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+/// The folders under `debezium/` that say their options (an [`OPTIONS_FILE`]), sorted.
+fn option_folders(recordings: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(recordings)
+        .with_context(|| format!("reading {}", recordings.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.join(OPTIONS_FILE).is_file())
+        .collect();
+    folders.sort();
+    Ok(folders)
+}
+
+fn read_options(folder: &Path) -> anyhow::Result<DebeziumOptions> {
+    let path = folder.join(OPTIONS_FILE);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(DebeziumOptions {
+        folder: folder
+            .file_name()
+            .and_then(|name| name.to_str())
+            .with_context(|| format!("{}: not a UTF-8 folder name", folder.display()))?
+            .to_owned(),
+        path,
+        keys: cdc_reader::debezium_config::parse_properties(&text),
+    })
+}
+
+fn load_scenario(
+    path: &Path,
+    recordings: &Path,
+    options: Option<DebeziumOptions>,
+) -> anyhow::Result<Scenario> {
     let name = path
         .file_stem()
         .and_then(|stem| stem.to_str())
@@ -197,7 +300,7 @@ fn load_scenario(dir: &Path, path: &Path) -> anyhow::Result<Scenario> {
             path.display()
         )
     })?;
-    let recording_path = dir.join("debezium").join(format!("{name}.jsonl"));
+    let recording_path = recordings.join(format!("{name}.jsonl"));
     let recording_text = std::fs::read_to_string(&recording_path).with_context(|| {
         format!(
             "{} has no recording {}: record it with `conformance/record {name}`",
@@ -207,11 +310,18 @@ fn load_scenario(dir: &Path, path: &Path) -> anyhow::Result<Scenario> {
     })?;
     let recording = parse_recording(&recording_text)
         .with_context(|| format!("reading {}", recording_path.display()))?;
+    let shown = match &options {
+        Some(options) => format!("{}/{name}", options.folder),
+        None => name.clone(),
+    };
     Ok(Scenario {
-        name,
+        name: shown,
+        run_name: format!("conformance_{name}"),
+        file_name: name,
         setup: setup.to_owned(),
         changes: changes.to_owned(),
         recording,
+        options,
     })
 }
 
@@ -229,7 +339,7 @@ fn split_at_marker(text: &str) -> Option<(&str, &str)> {
 
 /// A scenario end to end; the report of our records against the recording.
 async fn run_scenario(scenario: &Scenario) -> anyhow::Result<Report> {
-    let name = format!("conformance_{}", scenario.name);
+    let name = scenario.run_name.clone();
     let prefix = common::unique_prefix(&name);
     let (url, pool) = db::testing::fresh_database(&name)
         .await
@@ -243,20 +353,27 @@ async fn run_scenario(scenario: &Scenario) -> anyhow::Result<Report> {
 
     let tables = captured_tables(&pool).await?;
     let slot = common::slot_name(&name);
-    let args = common::reader_args(
+    // The connector configuration the recording was made with (scripts/debezium's, its
+    // table.include.list as the tables it matched here), plus the folder's options.
+    let mut connector = BTreeMap::from([
+        ("snapshot.mode".to_owned(), "no_data".to_owned()),
+        ("table.include.list".to_owned(), tables.join(",")),
+    ]);
+    let source = match &scenario.options {
+        Some(options) => {
+            connector.extend(options.keys.clone());
+            options.path.display().to_string()
+        }
+        None => "scripts/debezium's connector configuration".to_owned(),
+    };
+    let args = common::reader_args_from_debezium_config(
         &name,
         &prefix,
         &url,
-        &[
-            "--tables",
-            &tables.join(","),
-            "--snapshot-mode",
-            "no-data",
-            "--outbox-table",
-            "none",
-            "--drop-slot-on-exit",
-        ],
-    );
+        &source,
+        &connector,
+        &["--drop-slot-on-exit"],
+    )?;
     let (stop, stopped) = oneshot::channel::<()>();
     let mut reader = tokio::spawn(cdc_reader::reader::run(args, async {
         let _ = stopped.await;
