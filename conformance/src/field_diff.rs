@@ -76,13 +76,7 @@ const ADDED_PREFIX: &str = "__";
 
 /// Added fields/headers (after [`ADDED_PREFIX`]) ignored in every mode: the envelope's
 /// processing times and the connector's identity (as [`ALWAYS_IGNORED`]).
-const ADDED_ALWAYS_IGNORED: &[&str] = &[
-    "ts_ms",
-    "ts_us",
-    "ts_ns",
-    "source_version",
-    "source_name",
-];
+const ADDED_ALWAYS_IGNORED: &[&str] = &["ts_ms", "ts_us", "ts_ns", "source_version", "source_name"];
 
 /// Added fields/headers ignored against a recording (as [`IGNORED_AGAINST_RECORDING`]): `lsn`
 /// and friends are looked up in `source` when the envelope has no such field.
@@ -559,9 +553,7 @@ mod tests {
 
     #[test]
     fn fields_and_headers_added_by_unwrap_are_ignored_like_the_envelope_fields() {
-        let flat = |lsn: i64, ts: i64, op: &str| {
-            json!({"payload": {"id": 1, "__op": op, "__lsn": lsn, "__source_ts_ms": ts}})
-        };
+        let flat = |lsn: i64, ts: i64, op: &str| json!({"payload": {"id": 1, "__op": op, "__lsn": lsn, "__source_ts_ms": ts}});
         let mut dbz = record("dbz.public.t", Value::Null, flat(100, 1, "c"));
         dbz.headers.insert("__db".into(), "\"reference\"".into());
         dbz.headers.insert("__op".into(), "\"c\"".into());

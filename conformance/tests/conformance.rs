@@ -191,9 +191,9 @@ struct DebeziumOptions {
 impl Scenario {
     fn is_wanted(&self, wanted: &[&str]) -> bool {
         let folder = self.options.as_ref().map(|options| options.folder.as_str());
-        wanted.iter().any(|&name| {
-            name == self.name || name == self.file_name || Some(name) == folder
-        })
+        wanted
+            .iter()
+            .any(|&name| name == self.name || name == self.file_name || Some(name) == folder)
     }
 }
 
