@@ -32,7 +32,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use crate::record::Record;
+use crate::record::{without_prefix_in_key_field, Record};
 use crate::CompareOptions;
 
 /// Which run-specific values may differ: is Debezium's side live or recorded?
@@ -93,9 +93,6 @@ const ADDED_IGNORED_AGAINST_RECORDING: &[&str] = &[
     "source_ts_ns",
     "source_db",
 ];
-
-/// The key field ByLogicalTableRouter adds (`key.field.name`'s default): the original topic.
-const PHYSICAL_TABLE_KEY_FIELD: &str = "__dbz__physicalTableIdentifier";
 
 /// One path where the two sides differ; `None` where the field is missing on that side.
 #[derive(Debug, Clone, PartialEq)]
@@ -220,25 +217,6 @@ fn without_prefix_in_schema_names(document: &Value, prefix: &str) -> Value {
     let mut copy = document.clone();
     if let Some(schema) = copy.get_mut("schema") {
         rename_in_schema(schema, &format!("{prefix}."));
-    }
-    copy
-}
-
-/// A copy of a key whose [`PHYSICAL_TABLE_KEY_FIELD`] (the topic before routing) no longer
-/// carries the topic prefix: `dbz.public.orders` becomes `<prefix>.public.orders`.
-fn without_prefix_in_key_field(key: &Value, prefix: &str) -> Value {
-    let mut copy = key.clone();
-    let payload = if copy.get("schema").is_some() {
-        copy.get_mut("payload")
-    } else {
-        Some(&mut copy)
-    };
-    if let Some(Value::String(text)) =
-        payload.and_then(|payload| payload.get_mut(PHYSICAL_TABLE_KEY_FIELD))
-    {
-        if let Some(rest) = text.strip_prefix(&format!("{prefix}.")) {
-            *text = format!("<prefix>.{rest}");
-        }
     }
     copy
 }
