@@ -31,3 +31,12 @@ stop_if_dry_run() {
     exit 0
   fi
 }
+
+# Debezium option KEY=VALUE -> a .properties line (a backslash in the value is written `\\`, as a
+# .properties reader expects; scripts/conformance and conformance/record --debezium-option).
+debezium_option_line() {
+  local option=$1
+  [[ $option == ?*=* ]] || die "--debezium-option takes KEY=VALUE (a Debezium connector key), got '$option'"
+  local value=${option#*=}
+  printf '%s=%s\n' "${option%%=*}" "${value//\\/\\\\}"
+}

@@ -21,12 +21,18 @@
 //! cannot reproduce: `payload.source.lsn`, `txId`, `sequence`, `ts_ms` / `ts_us` / `ts_ns`
 //! (commit time), `db`, and `payload.transaction.id` (made of txId and LSN). Ignored values
 //! must still be present on both sides: a missing field is a difference.
+//!
+//! The same values, where ExtractNewRecordState copied them into the flattened row
+//! (`add.fields`, `payload.__lsn`, `payload.__source_ts_ms`, ...) or into headers (`add.headers`,
+//! `__db`, ...), are ignored in the same cases; so is the topic prefix inside the key field
+//! ByLogicalTableRouter adds (`__dbz__physicalTableIdentifier`: `dbz.public.orders`). Both with
+//! Debezium's default names (prefix `__`, key field `__dbz__physicalTableIdentifier`).
 
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use crate::record::Record;
+use crate::record::{without_prefix_in_key_field, Record};
 use crate::CompareOptions;
 
 /// Which run-specific values may differ: is Debezium's side live or recorded?
@@ -64,6 +70,30 @@ const IGNORED_AGAINST_RECORDING: &[&str] = &[
 /// Headers Debezium adds that name the run and the connector instance, not the change.
 const PER_RUN_HEADER_PREFIX: &str = "__debezium.context.";
 
+/// The prefix ExtractNewRecordState puts before the fields and headers it adds (`add.fields`,
+/// `add.headers`; Debezium's default `__`).
+const ADDED_PREFIX: &str = "__";
+
+/// Added fields/headers (after [`ADDED_PREFIX`]) ignored in every mode: the envelope's
+/// processing times and the connector's identity (as [`ALWAYS_IGNORED`]).
+const ADDED_ALWAYS_IGNORED: &[&str] = &["ts_ms", "ts_us", "ts_ns", "source_version", "source_name"];
+
+/// Added fields/headers ignored against a recording (as [`IGNORED_AGAINST_RECORDING`]): `lsn`
+/// and friends are looked up in `source` when the envelope has no such field.
+const ADDED_IGNORED_AGAINST_RECORDING: &[&str] = &[
+    "lsn",
+    "txId",
+    "sequence",
+    "db",
+    "source_lsn",
+    "source_txId",
+    "source_sequence",
+    "source_ts_ms",
+    "source_ts_us",
+    "source_ts_ns",
+    "source_db",
+];
+
 /// One path where the two sides differ; `None` where the field is missing on that side.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldDifference {
@@ -82,11 +112,18 @@ pub fn diff_records(
     let our_prefix = options.our_topic_prefix.as_str();
     let mut differences = Vec::new();
 
-    let dbz_key = without_prefix_in_schema_names(&debezium.key, dbz_prefix);
-    let our_key = without_prefix_in_schema_names(&ours.key, our_prefix);
+    let dbz_key = without_prefix_in_key_field(
+        &without_prefix_in_schema_names(&debezium.key, dbz_prefix),
+        dbz_prefix,
+    );
+    let our_key = without_prefix_in_key_field(
+        &without_prefix_in_schema_names(&ours.key, our_prefix),
+        our_prefix,
+    );
     diff_values("key", Some(&dbz_key), Some(&our_key), &mut differences);
 
     let ignored = ignored_paths(options.baseline);
+    let ignored_added = ignored_added(options.baseline);
     let dbz_value = masked(
         &without_prefix_in_schema_names(&debezium.value, dbz_prefix),
         &ignored,
@@ -112,7 +149,10 @@ pub fn diff_records(
         for name in names {
             let dbz = debezium.headers.get(name);
             let our = ours.headers.get(name);
-            if dbz != our {
+            let run_specific = name
+                .strip_prefix(ADDED_PREFIX)
+                .is_some_and(|added| ignored_added.contains(&added));
+            if dbz != our && !(run_specific && dbz.is_some() && our.is_some()) {
                 differences.push(FieldDifference {
                     path: format!("headers.{name}"),
                     debezium: dbz.map(|text| Value::from(text.as_str())),
@@ -124,12 +164,27 @@ pub fn diff_records(
     differences
 }
 
-fn ignored_paths(baseline: Baseline) -> Vec<&'static str> {
-    let mut paths = ALWAYS_IGNORED.to_vec();
+fn ignored_paths(baseline: Baseline) -> Vec<String> {
+    let mut paths: Vec<String> = ALWAYS_IGNORED.iter().map(|p| p.to_string()).collect();
     if baseline == Baseline::Recorded {
-        paths.extend_from_slice(IGNORED_AGAINST_RECORDING);
+        paths.extend(IGNORED_AGAINST_RECORDING.iter().map(|p| p.to_string()));
     }
+    // The same values as fields of a flattened row (ExtractNewRecordState's add.fields).
+    paths.extend(
+        ignored_added(baseline)
+            .iter()
+            .map(|added| format!("payload.{ADDED_PREFIX}{added}")),
+    );
     paths
+}
+
+/// The names (after [`ADDED_PREFIX`]) of added fields and headers ignored in this mode.
+fn ignored_added(baseline: Baseline) -> Vec<&'static str> {
+    let mut names = ADDED_ALWAYS_IGNORED.to_vec();
+    if baseline == Baseline::Recorded {
+        names.extend_from_slice(ADDED_IGNORED_AGAINST_RECORDING);
+    }
+    names
 }
 
 /// The placeholder an ignored value is replaced with (on both sides, so it compares equal while
@@ -137,7 +192,7 @@ fn ignored_paths(baseline: Baseline) -> Vec<&'static str> {
 const IGNORED: &str = "(ignored)";
 
 /// A copy of `value` with each ignored path that is present replaced by [`IGNORED`].
-fn masked(value: &Value, ignored: &[&str]) -> Value {
+fn masked(value: &Value, ignored: &[String]) -> Value {
     let mut copy = value.clone();
     for path in ignored {
         let mut segments: Vec<&str> = path.split('.').collect();
@@ -472,6 +527,63 @@ mod tests {
             ..live()
         };
         assert!(diff_records(&dbz, &ours, &without_headers).is_empty());
+    }
+
+    #[test]
+    fn fields_and_headers_added_by_unwrap_are_ignored_like_the_envelope_fields() {
+        let flat = |lsn: i64, ts: i64, op: &str| json!({"payload": {"id": 1, "__op": op, "__lsn": lsn, "__source_ts_ms": ts}});
+        let mut dbz = record("dbz.public.t", Value::Null, flat(100, 1, "c"));
+        dbz.headers.insert("__db".into(), "\"reference\"".into());
+        dbz.headers.insert("__op".into(), "\"c\"".into());
+        let mut ours = record("dbserver1.public.t", Value::Null, flat(200, 2, "u"));
+        ours.headers.insert("__db".into(), "\"test_x\"".into());
+        ours.headers.insert("__op".into(), "\"u\"".into());
+        let recorded = CompareOptions::against_recording("dbz", "dbserver1");
+        assert_eq!(
+            paths(&diff_records(&dbz, &ours, &recorded)),
+            ["value.payload.__op", "headers.__op"]
+        );
+        // Side by side, LSN, commit time and database must agree.
+        assert_eq!(
+            paths(&diff_records(&dbz, &ours, &live())),
+            [
+                "value.payload.__lsn",
+                "value.payload.__op",
+                "value.payload.__source_ts_ms",
+                "headers.__db",
+                "headers.__op"
+            ]
+        );
+        // Ignored is not optional: a header missing on one side still counts.
+        ours.headers.remove("__db");
+        assert_eq!(
+            paths(&diff_records(&dbz, &ours, &recorded)),
+            ["value.payload.__op", "headers.__db", "headers.__op"]
+        );
+    }
+
+    #[test]
+    fn the_routers_key_field_differs_only_by_prefix() {
+        let key = |topic: &str| {
+            json!({"schema": {"name": "x.Key"},
+                   "payload": {"id": 1, "__dbz__physicalTableIdentifier": topic}})
+        };
+        let dbz = record("dbz.public.merged", key("dbz.public.orders"), Value::Null);
+        let ours = record(
+            "dbserver1.public.merged",
+            key("dbserver1.public.orders"),
+            Value::Null,
+        );
+        assert!(diff_records(&dbz, &ours, &live()).is_empty());
+        let other = record(
+            "dbserver1.public.merged",
+            key("dbserver1.public.order_items"),
+            Value::Null,
+        );
+        assert_eq!(
+            paths(&diff_records(&dbz, &other, &live())),
+            ["key.payload.__dbz__physicalTableIdentifier"]
+        );
     }
 
     #[test]

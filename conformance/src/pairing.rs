@@ -38,7 +38,11 @@ pub struct Pairing {
 type GroupKey = (String, String, String);
 
 fn group_key(record: &Record, prefix: &str) -> GroupKey {
-    (record.table(prefix), record.op(), record.key_text())
+    (
+        record.table(prefix),
+        record.op(),
+        record.key_text_without_prefix(prefix),
+    )
 }
 
 fn groups(records: &[Record], prefix: &str) -> BTreeMap<GroupKey, Vec<usize>> {

@@ -66,6 +66,13 @@ impl Record {
         canonical_json(payload(&self.key))
     }
 
+    /// [`Record::key_text`] with the topic prefix in the router's key field replaced by
+    /// `<prefix>` (see [`without_prefix_in_key_field`]), so that routed keys of two connectors
+    /// with different prefixes pair.
+    pub fn key_text_without_prefix(&self, prefix: &str) -> String {
+        canonical_json(payload(&without_prefix_in_key_field(&self.key, prefix)))
+    }
+
     /// `source.lsn` of the change, when the value carries one (tombstones do not).
     pub fn source_lsn(&self) -> Option<i64> {
         payload(&self.value)
@@ -132,6 +139,28 @@ pub fn parse_recording(text: &str) -> Result<Vec<Record>, RecordingError> {
             })
         })
         .collect()
+}
+
+/// The key field ByLogicalTableRouter adds (`key.field.name`'s default): the original topic.
+const PHYSICAL_TABLE_KEY_FIELD: &str = "__dbz__physicalTableIdentifier";
+
+/// A copy of a key whose [`PHYSICAL_TABLE_KEY_FIELD`] (the topic before routing) no longer
+/// carries the topic prefix: `dbz.public.orders` becomes `<prefix>.public.orders`.
+pub(crate) fn without_prefix_in_key_field(key: &Value, prefix: &str) -> Value {
+    let mut copy = key.clone();
+    let payload = if copy.get("schema").is_some() {
+        copy.get_mut("payload")
+    } else {
+        Some(&mut copy)
+    };
+    if let Some(Value::String(text)) =
+        payload.and_then(|payload| payload.get_mut(PHYSICAL_TABLE_KEY_FIELD))
+    {
+        if let Some(rest) = text.strip_prefix(&format!("{prefix}.")) {
+            *text = format!("<prefix>.{rest}");
+        }
+    }
+    copy
 }
 
 #[cfg(test)]

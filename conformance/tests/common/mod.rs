@@ -2,8 +2,12 @@
 //! publication and topic prefix of its own for each scenario (the same conventions as
 //! cdc-reader's own integration tests, `cdc-reader/tests/common/mod.rs`).
 
+use std::collections::BTreeMap;
+
+use anyhow::Context;
 use cdc_reader::config::ReaderArgs;
-use clap::Parser;
+use cdc_reader::debezium_config;
+use clap::{CommandFactory, Parser};
 
 pub fn bootstrap() -> String {
     std::env::var("KAFKA_BOOTSTRAP_SERVERS")
@@ -24,12 +28,24 @@ pub fn slot_name(name: &str) -> String {
     format!("{}_slot", db::testing::unique_name(name))
 }
 
-/// Reader flags for `name`: its database URL, slot, publication, and topic prefix `prefix`.
-pub fn reader_args(name: &str, prefix: &str, url: &str, extra: &[&str]) -> ReaderArgs {
+/// Reader flags for `name` as `cdc-reader --debezium-config` would make them: `connector` (the
+/// Debezium connector keys the recording was made with, e.g. from an `options.properties`)
+/// goes through the same key -> flag mapping (`cdc_reader::debezium_config`), and the flags
+/// of this test (its database, slot, publication, topic prefix) win over it, as
+/// a user's command-line flags win over their file.
+pub fn reader_args_from_debezium_config(
+    name: &str,
+    prefix: &str,
+    url: &str,
+    source: &str,
+    connector: &BTreeMap<String, String>,
+    extra: &[&str],
+) -> anyhow::Result<ReaderArgs> {
+    let flags = debezium_config::translate(source, connector)?;
     let slot = slot_name(name);
     let publication = format!("{name}_pub");
     let bootstrap = bootstrap();
-    let mut argv = vec![
+    let mut own: Vec<std::ffi::OsString> = [
         "cdc-reader",
         "--database-url",
         url,
@@ -43,7 +59,12 @@ pub fn reader_args(name: &str, prefix: &str, url: &str, extra: &[&str]) -> Reade
         prefix,
         "--status-interval",
         "200ms",
-    ];
-    argv.extend_from_slice(extra);
-    ReaderArgs::try_parse_from(argv).expect("test flags parse")
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    own.extend(extra.iter().map(Into::into));
+    let argv = debezium_config::merged_argv(&ReaderArgs::command(), &own, &flags, |_| false);
+    ReaderArgs::try_parse_from(&argv)
+        .with_context(|| format!("the flags {source} became do not parse: {argv:?}"))
 }
