@@ -173,8 +173,8 @@ fn a_configuration_with_unsupported_keys_stops_the_start_listing_them_all() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     for key in [
         "plugin.name=decoderbufs",
-        "column.exclude.list",
-        "time.precision.mode=connect",
+        "schema.include.list",
+        "column.mask.hash.SHA-256.with.salt.pepper",
         "transforms.unwrap.route.by.field=status",
         "transforms.filter.type=io.debezium.transforms.Filter",
         "5 key(s)",
