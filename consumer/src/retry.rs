@@ -72,32 +72,14 @@ pub fn classify(error: &anyhow::Error) -> Failure {
     Failure::Permanent
 }
 
-/// A database error by kind: connection trouble is transient; so are the SQLSTATE classes
-/// that mean "try again" (08 connection exception, 40 transaction rollback: serialization
-/// failure, deadlock; 53 insufficient resources; 57 operator intervention: admin shutdown,
-/// crash shutdown, cannot connect now; 58 system error). Anything else (a missing table, a
-/// constraint) is permanent.
+/// A database error by kind: transient when [`db::is_transient`] says so (a lost connection,
+/// a "try again" SQLSTATE), else permanent (a missing table, a constraint).
 pub fn classify_sqlx(error: &sqlx::Error) -> Failure {
-    match error {
-        sqlx::Error::Database(db) => match db.code() {
-            Some(code) if is_retryable_sqlstate(&code) => Failure::Transient,
-            _ => Failure::Permanent,
-        },
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => Failure::Transient,
-        _ => Failure::Permanent,
+    if db::is_transient(error) {
+        Failure::Transient
+    } else {
+        Failure::Permanent
     }
-}
-
-/// Whether a SQLSTATE says "the same statement may succeed later".
-pub fn is_retryable_sqlstate(code: &str) -> bool {
-    ["08", "40", "53", "57", "58"]
-        .iter()
-        .any(|class| code.starts_with(class))
 }
 
 /// Capped exponential backoff: `first`, twice that, ... up to `max`; [`Backoff::reset`] after
@@ -151,10 +133,10 @@ mod tests {
     #[test]
     fn retryable_sqlstates() {
         for code in ["08006", "40001", "40P01", "53300", "57P01", "57P03"] {
-            assert!(is_retryable_sqlstate(code), "{code}");
+            assert!(db::is_retryable_sqlstate(code), "{code}");
         }
         for code in ["42P01", "23505", "22003"] {
-            assert!(!is_retryable_sqlstate(code), "{code}");
+            assert!(!db::is_retryable_sqlstate(code), "{code}");
         }
     }
 

@@ -189,3 +189,31 @@ mod tests {
         assert_eq!(describe("not a url"), "(unparsable DATABASE_URL)");
     }
 }
+
+/// Whether a database error may go away by itself, so that the same work is worth running
+/// again on a new connection: the connection was lost (I/O, TLS, protocol, the pool), or the
+/// server answered with a SQLSTATE of a class that means "try again": 08 connection exception,
+/// 40 transaction rollback (serialization failure, deadlock), 53 insufficient resources,
+/// 57 operator intervention (admin or crash shutdown, "the database system is starting up"),
+/// 58 system error. Anything else (a missing table, a constraint) is not.
+///
+/// The consumer and the producer both decide their retries with it.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_retryable_sqlstate(&code)),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}
+
+/// Whether a SQLSTATE says "the same statement may succeed later" (see [`is_transient`]).
+pub fn is_retryable_sqlstate(code: &str) -> bool {
+    ["08", "40", "53", "57", "58"]
+        .iter()
+        .any(|class| code.starts_with(class))
+}

@@ -90,7 +90,7 @@ impl OrderError {
     /// Whether running the same operation again may succeed (the database was away).
     pub fn is_transient(&self) -> bool {
         match self {
-            OrderError::Database(error) => crate::retry::is_transient(error),
+            OrderError::Database(error) => db::is_transient(error),
             _ => false,
         }
     }

@@ -10,35 +10,15 @@
 //! ```
 //!
 //! Every retry runs the whole transaction again, so an order is still written whole or not at
-//! all. Retryable SQLSTATE classes: 08 (connection exception), 40 (serialization failure,
-//! deadlock), 53 (insufficient resources), 57 (admin or crash shutdown, "the database system
-//! is starting up"), 58 (system error).
+//! all. Which database errors are worth a retry is `db::is_transient`, shared with the consumer:
+//! a lost connection, or a SQLSTATE of class 08, 40, 53, 57 or 58.
 
 use std::time::Duration;
-
-/// Whether a database error may go away by itself (the server restarting, a lost
-/// connection, a serialization failure): the operation is worth running again.
-pub fn is_transient(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            ["08", "40", "53", "57", "58"]
-                .iter()
-                .any(|class| code.starts_with(class))
-        }),
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        _ => false,
-    }
-}
 
 /// Whether an error means the server never answered (as opposed to answering with an
 /// error): for a COMMIT, that leaves its outcome unknown.
 pub fn is_unanswered(error: &sqlx::Error) -> bool {
-    !matches!(error, sqlx::Error::Database(_)) && is_transient(error)
+    !matches!(error, sqlx::Error::Database(_)) && db::is_transient(error)
 }
 
 /// Retry settings (`--max-retries`, `--retry-backoff`, `--retry-backoff-max`).
@@ -87,10 +67,10 @@ mod tests {
 
     #[test]
     fn lost_connections_are_transient_and_unanswered() {
-        assert!(is_transient(&sqlx::Error::PoolTimedOut));
+        assert!(db::is_transient(&sqlx::Error::PoolTimedOut));
         assert!(is_unanswered(&sqlx::Error::Io(
             std::io::ErrorKind::UnexpectedEof.into()
         )));
-        assert!(!is_transient(&sqlx::Error::RowNotFound));
+        assert!(!db::is_transient(&sqlx::Error::RowNotFound));
     }
 }
