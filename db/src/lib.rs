@@ -173,23 +173,6 @@ pub fn init_tracing() {
         .try_init();
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn describe_never_shows_the_password() {
-        let text = describe("postgres://alice:s3cret@db.example:6543/shop");
-        assert_eq!(text, "db.example:6543/shop");
-        assert!(!text.contains("s3cret"));
-    }
-
-    #[test]
-    fn describe_an_unparsable_url() {
-        assert_eq!(describe("not a url"), "(unparsable DATABASE_URL)");
-    }
-}
-
 /// Whether a database error may go away by itself, so that the same work is worth running
 /// again on a new connection: the connection was lost (I/O, TLS, protocol, the pool), or the
 /// server answered with a SQLSTATE of a class that means "try again": 08 connection exception,
@@ -216,4 +199,21 @@ pub fn is_retryable_sqlstate(code: &str) -> bool {
     ["08", "40", "53", "57", "58"]
         .iter()
         .any(|class| code.starts_with(class))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_never_shows_the_password() {
+        let text = describe("postgres://alice:s3cret@db.example:6543/shop");
+        assert_eq!(text, "db.example:6543/shop");
+        assert!(!text.contains("s3cret"));
+    }
+
+    #[test]
+    fn describe_an_unparsable_url() {
+        assert_eq!(describe("not a url"), "(unparsable DATABASE_URL)");
+    }
 }

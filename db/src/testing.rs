@@ -21,6 +21,26 @@ pub fn unique_name(name: &str) -> String {
     format!("{name}_{}", std::process::id())
 }
 
+/// The Kafka the tests use: `KAFKA_BOOTSTRAP_SERVERS`, or the playground's default.
+pub fn kafka_bootstrap_servers() -> String {
+    std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+        .unwrap_or_else(|_| crate::DEFAULT_KAFKA_BOOTSTRAP_SERVERS.into())
+}
+
+/// A topic prefix for test `name` that no earlier run used (Kafka keeps topics between runs).
+pub fn unique_topic_prefix(name: &str) -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    format!("{name}_{millis}")
+}
+
+/// The replication slot of test `name` (unique per test process: slots are cluster-wide).
+pub fn slot_name(name: &str) -> String {
+    format!("{}_slot", unique_name(name))
+}
+
 /// A migrated database named `test_<name>_<pid>` on the test server; returns its URL and a pool.
 ///
 /// `name` must be unique per test (letters, digits and `_`). The process id keeps two test

@@ -11,24 +11,11 @@ use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::Value;
 
-pub fn bootstrap() -> String {
-    std::env::var("KAFKA_BOOTSTRAP_SERVERS")
-        .unwrap_or_else(|_| db::DEFAULT_KAFKA_BOOTSTRAP_SERVERS.into())
-}
-
-/// A topic prefix for test `name` that no earlier run used (Kafka keeps topics between runs).
-pub fn unique_prefix(name: &str) -> String {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    format!("{name}_{millis}")
-}
-
-/// The slot a test's reader uses (unique per test process: slots are cluster-wide).
-pub fn slot_name(name: &str) -> String {
-    format!("{}_slot", db::testing::unique_name(name))
-}
+/// Names and servers every test shares (`db::testing`); not every test binary uses each.
+#[allow(unused_imports)]
+pub use db::testing::{
+    kafka_bootstrap_servers as bootstrap, slot_name, unique_topic_prefix as unique_prefix,
+};
 
 /// Reader flags for test `name`: its database URL, slot, publication, and topic prefix `prefix`.
 pub fn reader_args(name: &str, prefix: &str, url: &str, extra: &[&str]) -> ReaderArgs {

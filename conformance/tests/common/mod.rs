@@ -9,24 +9,11 @@ use cdc_reader::config::ReaderArgs;
 use cdc_reader::debezium_config;
 use clap::{CommandFactory, Parser};
 
-pub fn bootstrap() -> String {
-    std::env::var("KAFKA_BOOTSTRAP_SERVERS")
-        .unwrap_or_else(|_| db::DEFAULT_KAFKA_BOOTSTRAP_SERVERS.into())
-}
-
-/// A topic prefix for `name` that no earlier run used (Kafka keeps topics between runs).
-pub fn unique_prefix(name: &str) -> String {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis();
-    format!("{name}_{millis}")
-}
-
-/// The slot a scenario's reader uses (unique per test process: slots are cluster-wide).
-pub fn slot_name(name: &str) -> String {
-    format!("{}_slot", db::testing::unique_name(name))
-}
+/// Names and servers every test shares (`db::testing`); not every test binary uses each.
+#[allow(unused_imports)]
+pub use db::testing::{
+    kafka_bootstrap_servers as bootstrap, slot_name, unique_topic_prefix as unique_prefix,
+};
 
 /// Reader flags for `name` as `cdc-reader --debezium-config` would make them: `connector` (the
 /// Debezium connector keys the recording was made with, e.g. from an `options.properties`)
