@@ -131,16 +131,6 @@ mod tests {
     }
 
     #[test]
-    fn retryable_sqlstates() {
-        for code in ["08006", "40001", "40P01", "53300", "57P01", "57P03"] {
-            assert!(db::is_retryable_sqlstate(code), "{code}");
-        }
-        for code in ["42P01", "23505", "22003"] {
-            assert!(!db::is_retryable_sqlstate(code), "{code}");
-        }
-    }
-
-    #[test]
     fn errors_are_classified_through_their_context() {
         let lost =
             anyhow::Error::new(sqlx::Error::PoolTimedOut).context("cannot start a transaction");

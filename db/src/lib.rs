@@ -206,6 +206,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn retryable_sqlstates() {
+        for code in ["08006", "40001", "40P01", "53300", "57P01", "57P03"] {
+            assert!(is_retryable_sqlstate(code), "{code}");
+        }
+        for code in ["42P01", "23505", "22003"] {
+            assert!(!is_retryable_sqlstate(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn lost_connections_are_transient_and_missing_rows_are_not() {
+        assert!(is_transient(&sqlx::Error::PoolTimedOut));
+        assert!(!is_transient(&sqlx::Error::RowNotFound));
+    }
+
+    #[test]
     fn describe_never_shows_the_password() {
         let text = describe("postgres://alice:s3cret@db.example:6543/shop");
         assert_eq!(text, "db.example:6543/shop");
