@@ -16,6 +16,8 @@
 //!   the old group, join the new one" deltas, which sum ([`DeltaSum`]) over a batch.
 //! - [`order_totals`] (per customer) and [`status_totals`] (per status): the two projections.
 //! - [`fold`]: [`BatchFold`], all of the above for one batch: what one transaction writes.
+//! - [`order_events`]: the stream join of orders and items by source transaction into domain
+//!   events (`orders.events.v1`), the logic of the `order-events` processor.
 //! - [`money`]: exact amounts ([`Cents`]); [`synthetic`]: generated histories for tests and
 //!   the benchmark.
 //!
@@ -26,6 +28,7 @@ pub mod debezium;
 pub mod event;
 pub mod fold;
 pub mod money;
+pub mod order_events;
 pub mod order_state;
 pub mod order_totals;
 pub mod outbox;
