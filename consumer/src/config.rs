@@ -17,6 +17,8 @@ use db::DatabaseArgs;
 pub const DEFAULT_CDC_TOPIC: &str = "dbserver1.public.orders";
 /// The outbox topic cdc-reader writes for `aggregatetype = 'order'`.
 pub const DEFAULT_OUTBOX_TOPIC: &str = "outbox.event.order";
+/// The topic of the `order-events` stream processor.
+pub const DEFAULT_DOMAIN_TOPIC: &str = "orders.events.v1";
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -52,6 +54,9 @@ pub enum Source {
     Cdc,
     /// The domain events of the transactional outbox on `outbox.event.order`.
     Outbox,
+    /// The domain events the `order-events` stream processor joins, on `orders.events.v1`
+    /// (written in Kafka transactions; read with isolation.level=read_committed).
+    Domain,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -60,7 +65,7 @@ pub struct ConsumerArgs {
     #[arg(long = "kafka-bootstrap-servers", env = "KAFKA_BOOTSTRAP_SERVERS", default_value = db::DEFAULT_KAFKA_BOOTSTRAP_SERVERS, global = true)]
     pub bootstrap_servers: String,
 
-    /// Build the projections from the CDC topic or from the outbox topic.
+    /// Build the projections from the CDC topic, the outbox topic or the domain events.
     #[arg(
         long,
         env = "CONSUMER_FROM",
@@ -71,7 +76,7 @@ pub struct ConsumerArgs {
     pub from: Source,
 
     /// Topics to read, comma-separated [default: dbserver1.public.orders, or
-    /// outbox.event.order with --from outbox].
+    /// outbox.event.order with --from outbox, orders.events.v1 with --from domain].
     #[arg(long, env = "CONSUMER_TOPICS", value_delimiter = ',', global = true)]
     pub topics: Vec<String>,
 
@@ -123,6 +128,7 @@ impl ConsumerArgs {
         match self.from {
             Source::Cdc => vec![DEFAULT_CDC_TOPIC.to_string()],
             Source::Outbox => vec![DEFAULT_OUTBOX_TOPIC.to_string()],
+            Source::Domain => vec![DEFAULT_DOMAIN_TOPIC.to_string()],
         }
     }
 
@@ -132,6 +138,7 @@ impl ConsumerArgs {
             (Some(name), _) if !name.trim().is_empty() => name.trim().to_string(),
             (_, Source::Cdc) => "order-projections-cdc".to_string(),
             (_, Source::Outbox) => "order-projections-outbox".to_string(),
+            (_, Source::Domain) => "order-projections-domain".to_string(),
         }
     }
 }

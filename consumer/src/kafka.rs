@@ -38,6 +38,9 @@ pub fn stream_consumer(bootstrap_servers: &str, group_id: &str) -> anyhow::Resul
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        // librdkafka's default, said aloud: records of aborted Kafka transactions (the
+        // order-events processor's) are never seen.
+        .set("isolation.level", "read_committed")
         // Prefetch generously: a replay reads as fast as PostgreSQL takes it.
         .set("queued.min.messages", "200000")
         .set("queued.max.messages.kbytes", "262144")

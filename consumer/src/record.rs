@@ -10,6 +10,7 @@
 //!                                   outcome: Change(ChangeEvent) | Tombstone | Poison(Poison)
 //! ```
 
+use projections::order_events::decode_domain_event;
 use projections::{decode_outbox, ChangeDecoder, ChangeEvent, Decoded};
 use rdkafka::message::{Headers, Message};
 
@@ -49,6 +50,7 @@ pub fn decode_record<M: Message>(
 ) -> BatchRecord {
     let decoded = match source {
         Source::Cdc => decoder.decode(message.payload()),
+        Source::Domain => decode_domain_event(message.payload()),
         Source::Outbox => {
             let headers: Vec<(&str, Option<&[u8]>)> = message
                 .headers()

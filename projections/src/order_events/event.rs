@@ -27,7 +27,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::event::OrderId;
+use crate::debezium::DecodeError;
+use crate::event::{ChangeEvent, Decoded, Op, OrderId, OrderRow, Position};
 use crate::order_events::input::{Item, Order, Xid};
 
 /// The four event types (see the table above).
@@ -93,6 +94,43 @@ impl OrderEvent {
     pub fn from_json(bytes: &[u8]) -> Result<OrderEvent, serde_json::Error> {
         serde_json::from_slice(bytes)
     }
+}
+
+/// Decodes a record of `orders.events.v1` into what the projections fold (`consumer --from
+/// domain`): the order's row after the transaction, or "gone" for `OrderDeleted`, at the
+/// position of the transaction's COMMIT (per order it grows, so a redelivery is dropped).
+pub fn decode_domain_event(value: Option<&[u8]>) -> Result<Decoded, DecodeError> {
+    let Some(bytes) = value.filter(|b| !b.is_empty()) else {
+        return Ok(Decoded::Tombstone);
+    };
+    let event = OrderEvent::from_json(bytes)?;
+    let position = Position::Lsn(event.source.lsn);
+    let (op, after) = match (event.event_type, event.order) {
+        (EventType::OrderDeleted, _) => (Op::Delete, None),
+        (event_type, Some(order)) => (
+            if event_type == EventType::OrderPlaced {
+                Op::Create
+            } else {
+                Op::Update
+            },
+            Some(OrderRow {
+                customer_id: order.customer_id,
+                status: order.status,
+                total: order.total,
+            }),
+        ),
+        (_, None) => {
+            return Err(DecodeError::Missing(
+                "order (of an event that is not OrderDeleted)",
+            ))
+        }
+    };
+    Ok(Decoded::Change(ChangeEvent {
+        order_id: event.order_id,
+        op,
+        after,
+        position,
+    }))
 }
 
 #[cfg(test)]
