@@ -68,6 +68,11 @@ pub struct Cli {
     #[arg(long, env = "ORDER_EVENTS_INCOMPLETE_AFTER", default_value = "60s", value_parser = humantime::parse_duration)]
     pub incomplete_after: Duration,
 
+    /// Exit once every input partition reaches the end offset it had at start and no source
+    /// transaction is waiting (tests, the workshop, benchmarks).
+    #[arg(long, env = "ORDER_EVENTS_UNTIL_CAUGHT_UP")]
+    pub until_caught_up: bool,
+
     /// Partitions of the topics it creates (output, dead letters, changelog).
     #[arg(long, env = "ORDER_EVENTS_TOPIC_PARTITIONS", default_value_t = 1)]
     pub topic_partitions: i32,

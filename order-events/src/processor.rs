@@ -122,6 +122,8 @@ struct Session<'a> {
     dlq_topic: String,
     /// Next offset per input partition, as far as this batch read.
     positions: BTreeMap<(String, i32), i64>,
+    /// With --until-caught-up: the end offsets at start.
+    ends: BTreeMap<(String, i32), i64>,
     inputs: [(String, Input); 3],
     stats: Stats,
     last_commit: Instant,
@@ -180,6 +182,23 @@ fn session(cli: &Cli, stop: &AtomicBool) -> anyhow::Result<SessionEnd> {
         }
     }
     let assignment = kafka::assign_at_committed(&consumer, &topics)?;
+    let mut ends = BTreeMap::new();
+    if cli.until_caught_up {
+        for (topic, partitions) in &topics {
+            for partition in partitions {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, *partition, kafka::REQUEST_TIMEOUT)
+                    .with_context(|| format!("cannot read the end offsets of {topic}"))?;
+                ends.insert((topic.clone(), *partition), high);
+            }
+        }
+    }
+    let mut positions = BTreeMap::new();
+    for element in assignment.elements() {
+        if let Offset::Offset(offset) = element.offset() {
+            positions.insert((element.topic().to_string(), element.partition()), offset);
+        }
+    }
     tracing::info!(assignment = ?describe(&assignment), "reading the inputs from the committed offsets");
     let mut session = Session {
         cli,
@@ -187,7 +206,8 @@ fn session(cli: &Cli, stop: &AtomicBool) -> anyhow::Result<SessionEnd> {
         join,
         tables: JoinedTables::default(),
         dlq_topic: cli.dlq_topic(),
-        positions: BTreeMap::new(),
+        positions,
+        ends,
         inputs,
         stats: Stats::default(),
         last_commit: Instant::now(),
@@ -258,6 +278,15 @@ impl Session<'_> {
                     return Err(error);
                 }
             }
+            if self.cli.until_caught_up && self.caught_up() {
+                tracing::info!(
+                    records = self.stats.records,
+                    events = self.stats.events,
+                    dead_letters = self.stats.dead_letters,
+                    "caught up (--until-caught-up)"
+                );
+                return Ok(SessionEnd::Stopped);
+            }
             if last_report.elapsed() >= Duration::from_secs(10) {
                 tracing::info!(
                     records = self.stats.records,
@@ -272,6 +301,15 @@ impl Session<'_> {
             }
         }
         Ok(SessionEnd::Stopped)
+    }
+
+    /// Every input partition at its end offset of the start, nothing waiting, all committed.
+    fn caught_up(&self) -> bool {
+        self.join.buffer().is_empty()
+            && self
+                .ends
+                .iter()
+                .all(|(tp, end)| self.positions.get(tp).copied().unwrap_or(0) >= *end)
     }
 
     /// One batch, one Kafka transaction (none if nothing arrived and nothing is due).

@@ -8,8 +8,10 @@
 # Docker mode runs the same tools inside the broker's container (apache/kafka ships them).
 #
 #   kafka_end_offsets            every non-internal topic's partitions: `topic:partition:end-offset`
-#   kafka_read_topic TOPIC [MS]  every record of TOPIC: `offset<TAB>key<TAB>value` (null for a tombstone),
-#                                stopping once nothing new came for MS milliseconds (default 3000)
+#   kafka_read_topic TOPIC [MS] [ISOLATION]
+#                                every record of TOPIC: `offset<TAB>key<TAB>value` (null for a tombstone),
+#                                stopping once nothing new came for MS milliseconds (default 3000);
+#                                ISOLATION read_uncommitted (the Java default) or read_committed
 #   kafka_tools_hint             what to do when the tools cannot run
 
 KAFKA_TOOLS_DIR=$PLAY/kafka-tools
@@ -56,8 +58,9 @@ kafka_end_offsets() {
 }
 
 kafka_read_topic() {
-  local topic=$1 idle_ms=${2:-3000}
+  local topic=$1 idle_ms=${2:-3000} isolation=${3:-read_uncommitted}
   local args=(--bootstrap-server "$KAFKA_BOOTSTRAP_DEFAULT" --topic "$topic" --from-beginning
+    --isolation-level "$isolation"
     --timeout-ms "$idle_ms" --group "pgcdc-inspect-$$-$RANDOM"
     --formatter-property print.offset=true --formatter-property print.key=true --formatter-property print.value=true
     --formatter-property print.partition=true --formatter-property key.separator=$'\t' --formatter-property null.literal=null)
