@@ -64,7 +64,8 @@ pub struct Cli {
     pub batch_timeout: Duration,
 
     /// A source transaction still missing rows (or its END) this long after its last record
-    /// arrived goes to the dead-letter topic.
+    /// arrived goes to the dead-letter topic. Counted only while less than a batch is left
+    /// to read (time spent on a backlog does not count).
     #[arg(long, env = "ORDER_EVENTS_INCOMPLETE_AFTER", default_value = "60s", value_parser = humantime::parse_duration)]
     pub incomplete_after: Duration,
 

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use projections::order_events::{
@@ -38,13 +38,6 @@ enum SessionEnd {
     Stopped,
     /// A newer instance with the same transactional.id took over.
     Fenced(String),
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }
 
 /// Runs the processor until stopped or fenced.
@@ -127,6 +120,12 @@ struct Session<'a> {
     inputs: [(String, Input); 3],
     stats: Stats,
     last_commit: Instant,
+    /// The join's clock (ms): it runs only while less than a batch is left to read, so a
+    /// backlog read unevenly across the topics never makes a transaction look stuck.
+    caught_up_clock_ms: u64,
+    last_tick: Instant,
+    lag_checked: Instant,
+    nearly_caught_up: bool,
 }
 
 /// How often an idle processor commits its offsets anyway (see [`Session::batch`]).
@@ -152,12 +151,7 @@ fn session(cli: &Cli, stop: &AtomicBool) -> anyhow::Result<SessionEnd> {
     let mut join = OrderEventsJoin::new(JoinSettings {
         incomplete_after_ms: cli.incomplete_after.as_millis() as u64,
     });
-    let restored = restore::restore(
-        &cli.bootstrap_servers,
-        &cli.changelog_topic,
-        &mut join,
-        now_ms(),
-    )?;
+    let restored = restore::restore(&cli.bootstrap_servers, &cli.changelog_topic, &mut join, 0)?;
     tracing::info!(
         records = restored,
         orders = join.store().len(),
@@ -211,6 +205,10 @@ fn session(cli: &Cli, stop: &AtomicBool) -> anyhow::Result<SessionEnd> {
         inputs,
         stats: Stats::default(),
         last_commit: Instant::now(),
+        caught_up_clock_ms: 0,
+        last_tick: Instant::now(),
+        lag_checked: Instant::now(),
+        nearly_caught_up: false,
     };
     session.run(&consumer, stop)
 }
@@ -303,6 +301,24 @@ impl Session<'_> {
         Ok(SessionEnd::Stopped)
     }
 
+    /// Whether less than one batch is left to read; asks the broker for the end offsets at
+    /// most once a second (in between, the last answer holds).
+    fn nearly_caught_up(&mut self, consumer: &BaseConsumer) -> bool {
+        if self.lag_checked.elapsed() < Duration::from_secs(1) {
+            return self.nearly_caught_up;
+        }
+        self.lag_checked = Instant::now();
+        let mut behind: i64 = 0;
+        for ((topic, partition), next) in &self.positions {
+            match consumer.fetch_watermarks(topic, *partition, Duration::from_secs(1)) {
+                Ok((_, high)) => behind += (high - next).max(0),
+                Err(_) => return self.nearly_caught_up,
+            }
+        }
+        self.nearly_caught_up = behind < self.cli.batch_size as i64;
+        self.nearly_caught_up
+    }
+
     /// Every input partition at its end offset of the start, nothing waiting, all committed.
     fn caught_up(&self) -> bool {
         self.join.buffer().is_empty()
@@ -318,13 +334,17 @@ impl Session<'_> {
         let mut in_transaction = false;
         let mut count = 0;
         let mut outputs = Vec::new();
+        let mut drained = false;
         while count < self.cli.batch_size {
             let wait = deadline.saturating_duration_since(Instant::now());
             if wait.is_zero() {
                 break;
             }
             let message = match consumer.poll(wait) {
-                None => break,
+                None => {
+                    drained = true;
+                    break;
+                }
                 Some(Err(KafkaError::PartitionEOF(_))) => continue,
                 Some(Err(error)) => return Err(error).context("cannot read the inputs"),
                 Some(Ok(message)) => message,
@@ -338,7 +358,12 @@ impl Session<'_> {
             self.accept(&message, &mut outputs)?;
             count += 1;
         }
-        self.join.poll(now_ms(), &mut outputs);
+        let elapsed = self.last_tick.elapsed().as_millis() as u64;
+        self.last_tick = Instant::now();
+        if drained || self.nearly_caught_up(consumer) {
+            self.caught_up_clock_ms += elapsed;
+        }
+        self.join.poll(self.caught_up_clock_ms, &mut outputs);
         // Idle, nothing to write: no transaction, except now and then one that only commits
         // the offsets again. It costs little and makes an idle zombie learn it is fenced.
         let heartbeat_due =
@@ -400,7 +425,7 @@ impl Session<'_> {
         else {
             return Ok(());
         };
-        let now = now_ms();
+        let now = self.caught_up_clock_ms;
         let decoded = match input {
             Input::Orders => decode_order_change(message.payload()).map(|c| c.map(Ok)),
             Input::Items => decode_item_change(message.payload()).map(|c| c.map(Ok)),
