@@ -459,7 +459,6 @@ impl Session<'_> {
                 self.stats.dead_letters += 1;
             }
         }
-        self.join.poll(now, outputs);
         Ok(())
     }
 

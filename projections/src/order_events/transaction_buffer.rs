@@ -134,7 +134,11 @@ impl TransactionBuffer {
     pub fn remove(&mut self, xid: Xid) -> Option<PendingTransaction> {
         let removed = self.pending.remove(&xid)?;
         if removed.end.is_some() {
-            self.ends.retain(|x| *x != xid);
+            if self.ends.front() == Some(&xid) {
+                self.ends.pop_front(); // the usual case: the head leaves
+            } else {
+                self.ends.retain(|x| *x != xid);
+            }
         }
         self.dirty.insert(xid);
         Some(removed)
