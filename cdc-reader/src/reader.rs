@@ -132,6 +132,15 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<RunSummary, ReaderError> {
     let transforms = TransformChain::from_args(&args)?;
+    if let Some(listen) = args.metrics_listen {
+        db::metrics::serve(listen, "cdc-reader")
+            .await
+            .map_err(|e| ReaderError::Stream(format!("{e:#}")))?;
+        tokio::spawn(crate::metrics::watch_slot(
+            args.database.database_url.clone(),
+            args.slot_name.clone(),
+        ));
+    }
     match args.sink {
         SinkKind::Kafka => {
             check_kafka(&args.kafka_bootstrap_servers)?;
@@ -222,6 +231,7 @@ pub async fn run_with_sink<S: Sink>(
             Ok(end) => break Ok(end),
             Err(error) => error,
         };
+        crate::metrics::error(error.kind());
         match retrier.decide(&error, state.held_slot, Instant::now()) {
             Ok(wait) => {
                 tracing::warn!(

@@ -106,6 +106,10 @@ pub struct ConsumerArgs {
     /// Longest wait between two attempts.
     #[arg(long, env = "CONSUMER_RETRY_BACKOFF_MAX", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub retry_backoff_max: Duration,
+
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9102); off when unset.
+    #[arg(long, env = "CONSUMER_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl ConsumerArgs {

@@ -22,6 +22,7 @@
 //! - [`store`] and [`offsets`]: the projection tables and the offset store in PostgreSQL;
 //!   [`state_cache`]: the committed order states kept in memory between batches.
 //! - [`dlq`]: the dead-letter topic, and the `dlq` listing.
+//! - [`metrics`]: `--metrics-listen`: outcomes, batch sizes, apply time, lag, end-to-end latency.
 //! - [`status`]: stored position, log end and lag per partition.
 //! - [`shutdown`]: SIGINT and SIGTERM finish the batch in flight, then stop.
 
@@ -30,6 +31,7 @@ pub mod config;
 pub mod consume;
 pub mod dlq;
 pub mod kafka;
+pub mod metrics;
 pub mod offsets;
 pub mod projection_writer;
 pub mod record;

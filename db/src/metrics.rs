@@ -26,6 +26,14 @@ use std::time::Duration;
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether [`serve`] installed the recorder: code that would do extra work only for a metric
+/// (read a timestamp, format a label) asks first, so metrics off cost nothing.
+pub fn enabled() -> bool {
+    ENABLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The prefix of every metric name the playground exports.
 pub const PREFIX: &str = "pgcdc_";
 
@@ -79,6 +87,7 @@ pub async fn serve(listen: SocketAddr, binary: &str) -> anyhow::Result<SocketAdd
             tracing::warn!("the /metrics server stopped: {error}");
         }
     });
+    ENABLED.store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::info!("{binary}: metrics on http://{bound}/metrics");
     Ok(bound)
 }
@@ -100,6 +109,62 @@ fn install_recorder() -> anyhow::Result<PrometheusHandle> {
         )
 }
 
+/// `GET http://addr/path`: the body of a 200 answer, within `timeout`. A few lines of HTTP/1.1
+/// over TCP are enough for our own pages (`/metrics`, the live page's JSON), so no HTTP client
+/// crate is needed by whoever scrapes them (the live page, the tests).
+pub async fn http_get(addr: &str, path: &str, timeout: Duration) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fetch = async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("nothing listens on {addr}"))?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await?;
+        let raw = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = raw
+            .split_once("\r\n\r\n")
+            .with_context(|| format!("{addr} answered without HTTP headers"))?;
+        let status = head.split(' ').nth(1).unwrap_or("");
+        anyhow::ensure!(status == "200", "{addr}{path} answered {status}");
+        // axum answers small bodies with Content-Length; a chunked one is decoded here.
+        if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            return Ok(dechunk(body));
+        }
+        Ok(body.to_string())
+    };
+    tokio::time::timeout(timeout, fetch)
+        .await
+        .with_context(|| format!("{addr} did not answer within {timeout:?}"))?
+}
+
+/// The body of a `Transfer-Encoding: chunked` answer.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A free TCP port on 127.0.0.1 now (for a test that starts a binary with `--metrics-listen`).
+pub fn free_local_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
 /// Seconds from a source commit time (microseconds since the Unix epoch, as Debezium's
 /// `source.ts_us`) to now; `None` for a time in the future (clocks apart) or missing.
 pub fn seconds_since_unix_micros(micros: i64) -> Option<f64> {
@@ -114,6 +179,14 @@ pub fn seconds_since_unix_micros(micros: i64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunked_bodies() {
+        assert_eq!(
+            dechunk("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            "hello world"
+        );
+    }
 
     #[test]
     fn buckets_grow() {
