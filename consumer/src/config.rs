@@ -36,7 +36,8 @@ pub struct Cli {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Per partition: the stored position, the log-end offset and the lag; and the row counts.
-    Status,
+    /// With `--serve ADDR`: the live page of the whole pipeline instead.
+    Status(crate::live::LiveArgs),
     /// List the dead-letter records (`<topic>.dlq`) with the error that sent them there.
     Dlq {
         /// Show at most this many records per topic (the most recent ones).
@@ -164,7 +165,7 @@ mod tests {
             "--batch-timeout",
             "1s",
         ]);
-        assert!(matches!(cli.command, Some(Command::Status)));
+        assert!(matches!(cli.command, Some(Command::Status(_))));
         assert_eq!(cli.consumer.topics(), vec!["a", "b"]);
     }
 }

@@ -101,7 +101,7 @@ pub fn sum(samples: &[Sample], name: &str, matching: &[(&str, &str)]) -> f64 {
         .iter()
         .filter(|s| s.name == name && matching.iter().all(|(k, v)| s.label(k) == Some(*v)))
         .map(|s| s.value)
-        .sum()
+        .fold(0.0, |total, value| total + value)
 }
 
 /// Whether the page has any sample named `name`.
