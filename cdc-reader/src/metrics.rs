@@ -105,11 +105,6 @@ impl CommitClock {
             }
         }
     }
-
-    /// A new session: what was in flight is sent again, and measured from its commit again.
-    pub fn forget(&mut self) {
-        self.waiting.clear();
-    }
 }
 
 /// Every few seconds, the WAL `slot` keeps: `pg_current_wal_lsn() - restart_lsn`, in bytes.
