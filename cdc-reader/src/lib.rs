@@ -10,6 +10,7 @@
 //!   │ pgoutput                  pgoutput messages: Begin, Relation, Insert, ... (sans-IO)
 //!   │ catalog                   NOT NULL, defaults, enum labels that pgoutput does not send
 //!   │ snapshot                  the initial snapshot on the slot's exported snapshot
+//!   │ incremental               snapshots on demand: signals, chunks, watermarks (--signal-data-collection)
 //!   │ changes                   a decoded change -> the records to write (via envelope)
 //!   │ outbox                    the Outbox Event Router: outbox rows -> domain events
 //!   │ heartbeat                 heartbeat records
@@ -43,6 +44,7 @@ pub mod debezium_config;
 pub mod delivery;
 pub mod envelope;
 pub mod heartbeat;
+pub mod incremental;
 pub mod lsn;
 pub mod outbox;
 pub mod pgoutput;

@@ -56,6 +56,9 @@ pub enum SnapshotError {
     Catalog(#[from] CatalogError),
     #[error("table {0} does not exist")]
     MissingTable(String),
+    /// The incremental snapshot's setup cannot go on (the signal table is missing, ...).
+    #[error("{0}")]
+    Incremental(String),
 }
 
 fn query_error(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> SnapshotError {

@@ -32,6 +32,7 @@ use crate::changes::{ChangeTranslator, OutputRecord};
 use crate::delivery::DeliveryTracker;
 use crate::envelope::SnapshotMarker;
 use crate::heartbeat::{heartbeat_record, heartbeat_topic};
+use crate::incremental::{signal::Signal, IncrementalSnapshots, Observed};
 use crate::lsn::Lsn;
 use crate::pgoutput::{self, PgOutputMessage};
 use crate::replication::connection::{ConnectionError, FrameReader, FrameWriter, StreamFrame};
@@ -118,6 +119,8 @@ pub struct Stream<'a, S: Sink> {
     last_reported: Lsn,
     pub stats: StreamStats,
     records: Vec<OutputRecord>,
+    /// `--signal-data-collection`: incremental snapshots while streaming (see `incremental`).
+    incremental: Option<IncrementalSnapshots>,
 }
 
 impl<'a, S: Sink> Stream<'a, S> {
@@ -147,7 +150,14 @@ impl<'a, S: Sink> Stream<'a, S> {
                 ..StreamStats::default()
             },
             records: Vec::with_capacity(4),
+            incremental: None,
         }
+    }
+
+    /// Streams with incremental snapshots on demand (signals in `--signal-data-collection`).
+    pub fn with_incremental(mut self, incremental: Option<IncrementalSnapshots>) -> Self {
+        self.incremental = incremental;
+        self
     }
 
     /// The initial snapshot: every row of `tables` as an `op: "r"` record, read inside the
@@ -255,6 +265,12 @@ impl<'a, S: Sink> Stream<'a, S> {
     ) -> Result<StreamEnd, ReaderError> {
         self.writer = Some(writer);
         tokio::pin!(shutdown);
+        // An incremental snapshot a restart interrupted goes on at its next chunk.
+        if let Some(mut incremental) = self.incremental.take() {
+            let resumed = incremental.read_next_chunk(self.translator).await;
+            self.incremental = Some(incremental);
+            resumed?;
+        }
         // Ticks often; a status update goes out every `status_interval`, or sooner as a probe
         // when the stream went quiet with something left to confirm (see `on_status_tick`).
         let mut status_timer =
@@ -356,6 +372,13 @@ impl<'a, S: Sink> Stream<'a, S> {
             }
             _ => {}
         }
+        match self.incremental.as_mut().map(|i| i.observe(&message)) {
+            None | Some(Observed::Pass) => {}
+            Some(Observed::Skip) => return Ok(()),
+            Some(Observed::Signal { id, signal }) => {
+                return self.incremental_signal(&id, &signal, lsn).await
+            }
+        }
         self.records.clear();
         self.translator
             .translate(&message, lsn, &mut self.records)?;
@@ -389,6 +412,68 @@ impl<'a, S: Sink> Stream<'a, S> {
                 Ok(())
             }
         }
+    }
+
+    /// A signal row (or one of our watermarks): at a high watermark the chunk's remaining rows
+    /// go out as `op: "r"` records under the watermark's transaction, and once Kafka has them
+    /// all the progress is stored and the next chunk read (see `incremental::window`).
+    async fn incremental_signal(
+        &mut self,
+        id: &str,
+        signal: &Signal,
+        lsn: Lsn,
+    ) -> Result<(), ReaderError> {
+        let Some(mut incremental) = self.incremental.take() else {
+            return Ok(());
+        };
+        let result = async {
+            let Some((relation_id, closed)) = incremental
+                .handle_signal(self.translator, id, signal)
+                .await?
+            else {
+                return Ok(());
+            };
+            let own_ticket = self.open_ticket.is_none();
+            let ticket = self.open_ticket.unwrap_or_else(|| self.tracker.begin());
+            let read_at = crate::changes::now_micros();
+            for row in &closed.rows {
+                self.records.clear();
+                self.translator.snapshot_row(
+                    relation_id,
+                    row,
+                    SnapshotMarker::Incremental,
+                    lsn,
+                    0,
+                    read_at,
+                    &mut self.records,
+                )?;
+                self.send_records(ticket).await?;
+            }
+            if own_ticket {
+                self.tracker.commit(ticket, lsn)?;
+            }
+            self.stats.changes += closed.rows.len() as u64;
+            self.wait_for_acks().await?;
+            incremental.chunk_delivered(self.translator, &closed).await
+        }
+        .await;
+        self.incremental = Some(incremental);
+        result
+    }
+
+    /// Waits until Kafka acknowledged every record sent so far.
+    async fn wait_for_acks(&mut self) -> Result<(), ReaderError> {
+        while self.tracker.records_in_flight() > 0 {
+            match self.acks.recv().await {
+                Some(ack) => self.handle_ack(ack)?,
+                None => {
+                    return Err(ReaderError::Stream(
+                        "the sink's acknowledgement channel closed".into(),
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sends `self.records` under `ticket`.
