@@ -31,6 +31,7 @@ use crate::sink::stdout::StdoutSink;
 use crate::sink::transforming::TransformingSink;
 use crate::sink::{Ack, Sink};
 use crate::snapshot;
+use crate::snapshot_parallel;
 use crate::stream::{Stream, StreamEnd, StreamSettings, StreamStats};
 use crate::transforms::TransformChain;
 use crate::ReaderError;
@@ -436,8 +437,30 @@ async fn session<S: Sink, F: std::future::Future<Output = ()>>(
             translator.install_table(table.relation.clone(), &table.facts);
             described.push(table);
         }
+        let parallel = if args.snapshot_max_threads > 1 {
+            let client = translator.catalog().client();
+            // The slot's exported snapshot, or (snapshot mode always) one exported now.
+            let name = match snapshot_name.clone() {
+                Some(name) => name,
+                None => snapshot::export(client).await?,
+            };
+            let reads = snapshot_parallel::start(
+                client,
+                url,
+                timeout,
+                &name,
+                &described,
+                args.snapshot_max_threads as usize,
+            )
+            .await?;
+            Some(reads)
+        } else {
+            None
+        };
         let mut stream = Stream::new(sink, acks, &mut translator, tracker, settings.clone());
-        let rows = stream.snapshot(&described, start, tx_id).await?;
+        let rows = stream
+            .snapshot_with(&described, start, tx_id, parallel)
+            .await?;
         drop(stream);
         snapshot::finish(translator.catalog().client()).await?;
         snapshot::mark_completed(translator.catalog().client(), &args.slot_name).await?;

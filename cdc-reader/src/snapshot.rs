@@ -141,6 +141,15 @@ pub async fn begin(client: &Client, snapshot_name: Option<&str>) -> Result<i64, 
         .unwrap_or_else(|| row.get::<_, i64>(1)))
 }
 
+/// Exports the open snapshot transaction's snapshot, for parallel readers to import.
+pub async fn export(client: &Client) -> Result<String, SnapshotError> {
+    let row = client
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .await
+        .map_err(query_error("pg_export_snapshot()"))?;
+    Ok(row.get(0))
+}
+
 /// Ends the snapshot transaction.
 pub async fn finish(client: &Client) -> Result<(), SnapshotError> {
     client

@@ -39,6 +39,7 @@ use crate::replication::connection::{ConnectionError, FrameReader, FrameWriter, 
 use crate::replication::protocol::{PgTimestamp, ReplicationMessage, StandbyStatusUpdate};
 use crate::sink::{Ack, OutgoingRecord, SendError, Sink};
 use crate::snapshot::{SnapshotTable, TableReader};
+use crate::snapshot_parallel::{ParallelReads, TableBatches};
 use crate::ReaderError;
 
 /// How long the stream must be quiet before the reader probes the server for its position.
@@ -169,21 +170,42 @@ impl<'a, S: Sink> Stream<'a, S> {
         position: Lsn,
         tx_id: i64,
     ) -> Result<u64, ReaderError> {
+        self.snapshot_with(tables, position, tx_id, None).await
+    }
+
+    /// [`Stream::snapshot`], with the rows read by parallel workers when `parallel` is given
+    /// (`--snapshot-max-threads`, see `snapshot_parallel`); the records come out the same way.
+    pub async fn snapshot_with(
+        &mut self,
+        tables: &[SnapshotTable],
+        position: Lsn,
+        tx_id: i64,
+        mut parallel: Option<ParallelReads>,
+    ) -> Result<u64, ReaderError> {
         let ticket = self.tracker.begin();
         let mut rows_sent = 0u64;
         let started = crate::changes::now_micros();
         for (index, table) in tables.iter().enumerate() {
             let progress = snapshot_progress(table);
-            let mut reader =
-                TableReader::open(self.translator.catalog().client(), &table.relation, index)
-                    .await?;
+            let mut reader = match parallel.as_mut() {
+                Some(parallel) => RowSource::Parallel(parallel.table(index)),
+                None => RowSource::Cursor(
+                    TableReader::open(self.translator.catalog().client(), &table.relation, index)
+                        .await?,
+                ),
+            };
             let mut pending: Option<(Vec<Option<String>>, bool)> = None; // (row, first in table)
             let last_table = index + 1 == tables.len();
             let mut seen_in_table = 0u64;
             loop {
-                let batch = reader
-                    .next_batch(self.translator.catalog().client())
-                    .await?;
+                let batch = match &mut reader {
+                    RowSource::Cursor(cursor) => {
+                        cursor
+                            .next_batch(self.translator.catalog().client())
+                            .await?
+                    }
+                    RowSource::Parallel(batches) => batches.next_batch().await?,
+                };
                 let exhausted = batch.is_empty();
                 for row in batch {
                     if let Some((previous, first)) = pending.take() {
@@ -664,6 +686,13 @@ impl<'a, S: Sink> Stream<'a, S> {
             Err(other) => Err(other.into()),
         }
     }
+}
+
+/// Where a table's snapshot rows come from: a cursor on the snapshot connection, or the
+/// parallel workers' batches in plan order.
+enum RowSource {
+    Cursor(TableReader),
+    Parallel(TableBatches),
 }
 
 /// Debezium's snapshot markers (RelationalSnapshotChangeEventSource): the last record of the
