@@ -82,6 +82,16 @@ impl IncrementalSnapshots {
             .await
             .map_err(SnapshotError::Incremental)?;
         sql::ensure_progress_table(client).await?;
+        // The watermarks travel through the WAL, and logical decoding sends only flushed WAL:
+        // with synchronous_commit=off each window would wait for the WAL writer (up to
+        // wal_writer_delay, 200 ms). This connection's own commits (watermarks, progress) flush.
+        client
+            .batch_execute("SET synchronous_commit = on")
+            .await
+            .map_err(|source| SnapshotError::Query {
+                context: "SET synchronous_commit".into(),
+                source,
+            })?;
         let progress = sql::load_progress(client, slot).await?;
         if let Some(table) = progress.tables.first() {
             tracing::info!(table = %table.name, after = ?progress.last_key, "resuming the incremental snapshot at the next chunk");
