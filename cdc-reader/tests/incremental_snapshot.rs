@@ -1,7 +1,8 @@
 //! Incremental snapshots (`--signal-data-collection`): an `execute-snapshot` signal while a
 //! writer inserts, updates, deletes and changes primary keys, with a kill -9 of the reader in
 //! the middle: afterwards the latest record per key on the topic equals the table (a deleted
-//! key ends in a delete and a tombstone). And a table without a primary key is refused.
+//! key ends in a delete and a tombstone). And a table without a primary key is refused, while
+//! the next table of the same signal is read with its `additional-conditions` filter.
 //!
 //! `INCREMENTAL_SNAPSHOT_TEST_ROWS` sets the table's size (default 30,000; the issue's claim is
 //! about 200,000, which takes a few minutes here).
@@ -272,7 +273,7 @@ async fn a_table_without_a_primary_key_is_refused_and_the_others_go_on() {
     let slot = common::slot_name(name);
     let mut reader = spawn_reader(name, &prefix, &url, "public.nokey,public.orders");
     wait_until_streaming(&pool, &slot).await;
-    sqlx::query("INSERT INTO debezium_signal VALUES ('s-1', 'execute-snapshot', '{\"data-collections\": [\"public.nokey\", \"public.orders\"], \"type\": \"incremental\"}')")
+    sqlx::query("INSERT INTO debezium_signal VALUES ('s-1', 'execute-snapshot', '{\"data-collections\": [\"public.nokey\", \"public.orders\"], \"type\": \"incremental\", \"additional-conditions\": [{\"data-collection\": \"public.orders\", \"filter\": \"id <= 5\"}]}')")
         .execute(&pool)
         .await
         .unwrap();
@@ -293,15 +294,12 @@ async fn a_table_without_a_primary_key_is_refused_and_the_others_go_on() {
         reason.contains("has no primary key") && reason.contains("ADD PRIMARY KEY"),
         "{reason}"
     );
-    let reads = common::read_topic(
-        &format!("{prefix}.public.orders"),
-        10,
-        Duration::from_secs(30),
-    );
+    // Kafka acknowledged every chunk before the progress said done.
+    let reads = common::read_topic_to_end(&format!("{prefix}.public.orders"));
     assert_eq!(
         reads.iter().filter(|r| r.op() == Some("r")).count(),
-        10,
-        "orders is snapshotted all the same"
+        5,
+        "orders is snapshotted all the same, with its additional-conditions filter (id <= 5)"
     );
     reader.kill().unwrap();
     reader.wait().unwrap();
