@@ -502,6 +502,152 @@ mod tests {
         assert!(closed.rows.is_empty() && closed.table_done);
     }
 
+    /// The algorithm against a simulated database: writers commit random inserts, updates,
+    /// deletes and key changes while the reader reads chunks; the WAL runs ahead of the reader.
+    /// Whatever the interleaving, the latest record per key equals the table at the end.
+    #[test]
+    fn simulated_interleavings_end_equal_to_the_table() {
+        use std::collections::{BTreeMap, VecDeque};
+        enum Wal {
+            Change(i32, Option<u32>), // key, new value (None: deleted)
+            Open(String),
+            Close(String),
+        }
+        struct Db {
+            rows: BTreeMap<i32, u32>,
+            wal: VecDeque<Wal>,
+            version: u32,
+            chunks: u32,
+            random: u64,
+        }
+        impl Db {
+            fn random(&mut self, n: u64) -> u64 {
+                self.random = self
+                    .random
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (self.random >> 33) % n
+            }
+            /// One committed change: insert, delete, key change (k -> k + 100) or update.
+            fn write(&mut self) {
+                let (r, k) = (self.random(4), 1 + self.random(45) as i32);
+                self.version += 1;
+                let version = self.version;
+                match r {
+                    0 => {
+                        self.rows.insert(k, version);
+                        self.wal.push_back(Wal::Change(k, Some(version)));
+                    }
+                    1 => {
+                        if self.rows.remove(&k).is_some() {
+                            self.wal.push_back(Wal::Change(k, None));
+                        }
+                    }
+                    2 => {
+                        if let Some(v) = self.rows.remove(&k) {
+                            self.rows.insert(k + 100, v);
+                            self.wal.push_back(Wal::Change(k, None));
+                            self.wal.push_back(Wal::Change(k + 100, Some(v)));
+                        }
+                    }
+                    _ => {
+                        if self.rows.contains_key(&k) {
+                            self.rows.insert(k, version);
+                            self.wal.push_back(Wal::Change(k, Some(version)));
+                        }
+                    }
+                }
+            }
+            /// What the reader does when a chunk is due: low watermark, read, high watermark,
+            /// with writers committing in between.
+            fn read_chunk(&mut self, machine: &mut IncrementalSnapshot) {
+                let key = |k: &i32| vec![format!("{k:05}")];
+                while let Some(request) = machine.next_chunk() {
+                    if request.needs_max_key {
+                        machine.max_key_read(self.rows.keys().next_back().map(key));
+                        continue;
+                    }
+                    self.chunks += 1;
+                    let id = format!("c{}", self.chunks);
+                    self.wal.push_back(Wal::Open(id.clone()));
+                    for _ in 0..self.random(3) {
+                        self.write();
+                    }
+                    let rows: Vec<(Key, Row)> = self
+                        .rows
+                        .iter()
+                        .filter(|(k, _)| request.after.as_ref().is_none_or(|a| &key(k) > a))
+                        .filter(|(k, _)| request.up_to.as_ref().is_none_or(|u| &key(k) <= u))
+                        .take(request.limit)
+                        .map(|(k, v)| (key(k), vec![Some(k.to_string()), Some(v.to_string())]))
+                        .collect();
+                    for _ in 0..self.random(3) {
+                        self.write();
+                    }
+                    if machine.chunk_read(&id, rows) {
+                        self.wal.push_back(Wal::Close(id));
+                        break;
+                    }
+                }
+            }
+        }
+        for seed in 1..300u64 {
+            let mut db = Db {
+                rows: (1..=40).map(|k| (k, 0)).collect(),
+                wal: VecDeque::new(),
+                version: 0,
+                chunks: 0,
+                random: seed,
+            };
+            let chunk_size = 1 + db.random(7) as usize;
+            let mut machine = IncrementalSnapshot::new(Progress::default(), chunk_size);
+            let signal = Signal::ExecuteSnapshot {
+                tables: vec![self::table("public.t")],
+            };
+            machine.signal("s", &signal);
+            let mut topic: HashMap<i32, Option<u32>> = HashMap::new();
+            db.read_chunk(&mut machine);
+            let mut steps = 0;
+            while !db.wal.is_empty() || machine.progress().signal_id.is_some() {
+                steps += 1;
+                assert!(steps < 100_000, "seed {seed}: no end");
+                if steps < 2_000 && db.random(3) == 0 {
+                    db.write(); // the WAL runs ahead of the reader
+                    continue;
+                }
+                let Some(event) = db.wal.pop_front() else {
+                    continue;
+                };
+                match event {
+                    Wal::Change(k, value) => {
+                        machine.change("public.t", &vec![format!("{k:05}")]);
+                        topic.insert(k, value);
+                    }
+                    Wal::Open(id) => machine.window_opened(&id),
+                    Wal::Close(id) => {
+                        if let Some(closed) = machine.window_closed(&id) {
+                            for row in closed.rows {
+                                let k: i32 = row[0].as_deref().unwrap().parse().unwrap();
+                                let v: u32 = row[1].as_deref().unwrap().parse().unwrap();
+                                topic.insert(k, Some(v));
+                            }
+                        }
+                        db.read_chunk(&mut machine);
+                    }
+                }
+            }
+            for (k, v) in &db.rows {
+                assert_eq!(topic.get(k), Some(&Some(*v)), "seed {seed}: key {k}");
+            }
+            for (k, v) in &topic {
+                assert!(
+                    v.is_none() || db.rows.contains_key(k),
+                    "seed {seed}: key {k} was deleted"
+                );
+            }
+        }
+    }
+
     #[test]
     fn progress_survives_as_json() {
         let mut machine = started(2);
