@@ -551,8 +551,8 @@ mod tests {
                         }
                     }
                     _ => {
-                        if self.rows.contains_key(&k) {
-                            self.rows.insert(k, version);
+                        if let Some(value) = self.rows.get_mut(&k) {
+                            *value = version;
                             self.wal.push_back(Wal::Change(k, Some(version)));
                         }
                     }
