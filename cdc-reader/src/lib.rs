@@ -10,6 +10,8 @@
 //!   │ pgoutput                  pgoutput messages: Begin, Relation, Insert, ... (sans-IO)
 //!   │ catalog                   NOT NULL, defaults, enum labels that pgoutput does not send
 //!   │ snapshot                  the initial snapshot on the slot's exported snapshot
+//!   │ snapshot_parallel         the same snapshot on N connections (--snapshot-max-threads)
+//!   │ incremental               snapshots on demand: signals, chunks, watermarks (--signal-data-collection)
 //!   │ changes                   a decoded change -> the records to write (via envelope)
 //!   │ outbox                    the Outbox Event Router: outbox rows -> domain events
 //!   │ heartbeat                 heartbeat records
@@ -23,6 +25,9 @@
 //!   ▼ retry                     which errors are worth a new connection, and the backoff
 //! Kafka topics dbserver1.<schema>.<table>
 //! ```
+//!
+//! `metrics` is the `/metrics` page (`--metrics-listen`): changes, records, LSNs, the slot's
+//! retained WAL, commit -> Kafka ack latency.
 //!
 //! `debezium_config` turns a Debezium connector configuration (`--debezium-config FILE`) into
 //! these flags.
@@ -43,7 +48,9 @@ pub mod debezium_config;
 pub mod delivery;
 pub mod envelope;
 pub mod heartbeat;
+pub mod incremental;
 pub mod lsn;
+pub mod metrics;
 pub mod outbox;
 pub mod pgoutput;
 pub mod reader;
@@ -51,6 +58,7 @@ pub mod replication;
 pub mod retry;
 pub mod sink;
 pub mod snapshot;
+pub mod snapshot_parallel;
 pub mod stream;
 pub mod transaction_metadata;
 pub mod transforms;
@@ -84,4 +92,25 @@ pub enum ReaderError {
     Stream(String),
     #[error(transparent)]
     Transforms(#[from] transforms::TransformConfigError),
+}
+
+impl ReaderError {
+    /// The variant's name, for `pgcdc_reader_errors_total{kind}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReaderError::Slot(_) => "slot",
+            ReaderError::Connection(_) => "connection",
+            ReaderError::Protocol(_) => "protocol",
+            ReaderError::Decode(_) => "decode",
+            ReaderError::Catalog(_) => "catalog",
+            ReaderError::Changes(_) => "changes",
+            ReaderError::Sink(_) => "sink",
+            ReaderError::Snapshot(_) => "snapshot",
+            ReaderError::Delivery(_) => "delivery",
+            ReaderError::Kafka(_) => "kafka",
+            ReaderError::Tracker(_) => "tracker",
+            ReaderError::Stream(_) => "stream",
+            ReaderError::Transforms(_) => "transforms",
+        }
+    }
 }

@@ -115,6 +115,7 @@ pub fn args(topic: &str, from: Source) -> ConsumerArgs {
         until_caught_up: true,
         retry_backoff: Duration::from_millis(200),
         retry_backoff_max: Duration::from_secs(2),
+        metrics_listen: None,
     }
 }
 
