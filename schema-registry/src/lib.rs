@@ -20,6 +20,7 @@
 //!   written, and an Avro schema -> the Connect schema (pure).
 //! - [`wire`]: the Confluent wire format: magic byte 0, 4-byte big-endian schema id, datum (sans-IO).
 //! - [`encoder`]: a Connect JSON record -> the wire format (translate, register, encode; cached).
+//! - [`decoder`]: the wire format -> the JSON payload (writer schema by id, cached).
 //! - [`client`]: the registry's HTTP API: register a subject's schema, fetch a schema by id, both
 //!   cached; errors that say whether waiting helps.
 //!
@@ -29,11 +30,13 @@
 pub mod avro_json;
 pub mod client;
 pub mod connect_avro;
+pub mod decoder;
 pub mod encoder;
 pub mod names;
 pub mod wire;
 
 pub use client::{RegistryClient, RegistryError, WriterSchema};
 pub use connect_avro::{AvroRecordSchema, ConnectAvroError};
+pub use decoder::{AvroDecoder, DecodeError, DecodedRecord};
 pub use encoder::{AvroEncoder, EncodeError};
 pub use wire::WireError;
