@@ -253,6 +253,21 @@ pub struct ReaderArgs {
     /// variables given here win. A key the reader does not support stops the start.
     #[arg(long, env = "CDC_DEBEZIUM_CONFIG")]
     pub debezium_config: Option<std::path::PathBuf>,
+    // ---- Snapshots on demand and in parallel (see incremental/ and snapshot.rs) ----
+    /// Debezium's `signal.data.collection`: the signal table (`id, type, data`) whose inserted
+    /// rows are signals (execute-snapshot, stop-, pause-, resume-snapshot); added to the
+    /// publication; its rows are not written to Kafka.
+    #[arg(long, env = "CDC_SIGNAL_DATA_COLLECTION")]
+    pub signal_data_collection: Option<String>,
+
+    /// Debezium's `incremental.snapshot.chunk.size`: rows per chunk of an incremental snapshot.
+    #[arg(long, env = "CDC_INCREMENTAL_SNAPSHOT_CHUNK_SIZE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub incremental_snapshot_chunk_size: u32,
+
+    /// Debezium's `snapshot.max.threads`: connections reading the initial snapshot in parallel
+    /// (each imports the slot's exported snapshot); 1 = one table after another on one.
+    #[arg(long, env = "CDC_SNAPSHOT_MAX_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub snapshot_max_threads: u32,
     // ---- Riding out PostgreSQL restarts (see retry.rs); keep these flags together. ----
     /// Treat a connection to PostgreSQL as dead when nothing arrives for this long (the reader
     /// asks the server for a reply every --status-interval), or a login takes longer. Like

@@ -122,6 +122,12 @@ pub const CONNECTOR_KEYS: &[(&str, KeyRule)] = &[
     // Topics and records.
     ("topic.prefix", Flag("topic-prefix")),
     ("snapshot.mode", Convert(snapshot_mode)),
+    ("snapshot.max.threads", Flag("snapshot-max-threads")),
+    ("signal.data.collection", Flag("signal-data-collection")),
+    (
+        "incremental.snapshot.chunk.size",
+        Flag("incremental-snapshot-chunk-size"),
+    ),
     ("decimal.handling.mode", Flag("decimal-handling")),
     ("tombstones.on.delete", FlagWhenFalse("no-tombstones")),
     (

@@ -10,6 +10,8 @@
 //!   │ pgoutput                  pgoutput messages: Begin, Relation, Insert, ... (sans-IO)
 //!   │ catalog                   NOT NULL, defaults, enum labels that pgoutput does not send
 //!   │ snapshot                  the initial snapshot on the slot's exported snapshot
+//!   │ snapshot_parallel         the same snapshot on N connections (--snapshot-max-threads)
+//!   │ incremental               snapshots on demand: signals, chunks, watermarks (--signal-data-collection)
 //!   │ changes                   a decoded change -> the records to write (via envelope)
 //!   │ outbox                    the Outbox Event Router: outbox rows -> domain events
 //!   │ heartbeat                 heartbeat records
@@ -44,6 +46,7 @@ pub mod debezium_config;
 pub mod delivery;
 pub mod envelope;
 pub mod heartbeat;
+pub mod incremental;
 pub mod lsn;
 pub mod outbox;
 pub mod pgoutput;
@@ -52,6 +55,7 @@ pub mod replication;
 pub mod retry;
 pub mod sink;
 pub mod snapshot;
+pub mod snapshot_parallel;
 pub mod stream;
 pub mod transaction_metadata;
 pub mod transforms;

@@ -20,6 +20,7 @@ use crate::changes::ChangeTranslator;
 use crate::config::{DecimalHandlingArg, ReaderArgs, RecordFormat, SinkKind, SnapshotMode};
 use crate::delivery::DeliveryTracker;
 use crate::envelope::{DecimalHandling, EnvelopeConfig};
+use crate::incremental::IncrementalSnapshots;
 use crate::lsn::Lsn;
 use crate::outbox::OutboxConfig;
 use crate::replication::connection::{ConnectionError, ConnectionTarget, ReplicationConnection};
@@ -31,6 +32,7 @@ use crate::sink::stdout::StdoutSink;
 use crate::sink::transforming::TransformingSink;
 use crate::sink::{Ack, Sink};
 use crate::snapshot;
+use crate::snapshot_parallel;
 use crate::stream::{Stream, StreamEnd, StreamSettings, StreamStats};
 use crate::transforms::TransformChain;
 use crate::ReaderError;
@@ -79,6 +81,27 @@ pub fn outbox_config(args: &ReaderArgs) -> Option<OutboxConfig> {
         topic_replacement: args.outbox_topic_replacement.clone(),
         ..OutboxConfig::default()
     })
+}
+
+/// `--signal-data-collection` names a table that exists (else: how to create it).
+async fn check_signal_table(
+    connection: &mut ReplicationConnection,
+    table: &str,
+) -> Result<(), ReaderError> {
+    let rows = connection
+        .simple_query(&format!(
+            "SELECT to_regclass({}) IS NOT NULL AS present",
+            slot::quote_literal(&slot::quote_table(table))
+        ))
+        .await?;
+    if rows.first().and_then(|r| r.get("present")) == Some("t") {
+        return Ok(());
+    }
+    Err(snapshot::SnapshotError::Incremental(format!(
+        "the signal table {table} (--signal-data-collection) does not exist: create it with `{}`",
+        crate::incremental::sql::create_signal_table_sql(table)
+    ))
+    .into())
 }
 
 /// Fails early, with the fix, when Kafka does not answer.
@@ -363,8 +386,18 @@ async fn session<S: Sink, F: std::future::Future<Output = ()>>(
         let tables = if args.all_tables {
             PublishedTables::All
         } else {
-            PublishedTables::List(args.tables.clone())
+            // The signal table is published too: its inserted rows are the signals.
+            PublishedTables::List(
+                args.tables
+                    .iter()
+                    .chain(&args.signal_data_collection)
+                    .cloned()
+                    .collect(),
+            )
         };
+        if let Some(signal_table) = &args.signal_data_collection {
+            check_signal_table(&mut connection, signal_table).await?;
+        }
         slot::ensure_publication(&mut connection, &args.publication_name, &tables).await?;
         let catalog = Catalog::connect_with_timeout(url, timeout).await?;
         if snapshots {
@@ -440,8 +473,30 @@ async fn session<S: Sink, F: std::future::Future<Output = ()>>(
             translator.install_table(table.relation.clone(), &table.facts);
             described.push(table);
         }
+        let parallel = if args.snapshot_max_threads > 1 {
+            let client = translator.catalog().client();
+            // The slot's exported snapshot, or (snapshot mode always) one exported now.
+            let name = match snapshot_name.clone() {
+                Some(name) => name,
+                None => snapshot::export(client).await?,
+            };
+            let reads = snapshot_parallel::start(
+                client,
+                url,
+                timeout,
+                &name,
+                &described,
+                args.snapshot_max_threads as usize,
+            )
+            .await?;
+            Some(reads)
+        } else {
+            None
+        };
         let mut stream = Stream::new(sink, acks, &mut translator, tracker, settings.clone());
-        let rows = stream.snapshot(&described, start, tx_id).await?;
+        let rows = stream
+            .snapshot_with(&described, start, tx_id, parallel)
+            .await?;
         drop(stream);
         snapshot::finish(translator.catalog().client()).await?;
         snapshot::mark_completed(translator.catalog().client(), &args.slot_name).await?;
@@ -471,7 +526,21 @@ async fn session<S: Sink, F: std::future::Future<Output = ()>>(
     state.held_slot = true;
     tracing::info!(slot = %args.slot_name, publication = %args.publication_name, from = %start, "streaming");
 
-    let mut stream = Stream::new(sink, acks, &mut translator, tracker, settings);
+    let incremental = match &args.signal_data_collection {
+        Some(signal_table) => Some(
+            IncrementalSnapshots::start(
+                translator.catalog().client(),
+                &args.slot_name,
+                signal_table,
+                args.incremental_snapshot_chunk_size as usize,
+                (!args.all_tables).then(|| args.tables.clone()),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let mut stream =
+        Stream::new(sink, acks, &mut translator, tracker, settings).with_incremental(incremental);
     let outcome = stream.run(reader, writer, shutdown).await;
     state.stats.add(&stream.stats);
     outcome.map_err(|error| match error {

@@ -121,7 +121,9 @@ pub fn classify(error: &ReaderError) -> ErrorClass {
         ReaderError::Catalog(inner) => classify_catalog(inner),
         ReaderError::Snapshot(SnapshotError::Query { source, .. }) => classify_sql(source),
         ReaderError::Snapshot(SnapshotError::Catalog(inner)) => classify_catalog(inner),
-        ReaderError::Snapshot(SnapshotError::MissingTable(_)) => ErrorClass::Fatal,
+        ReaderError::Snapshot(SnapshotError::MissingTable(_) | SnapshotError::Incremental(_)) => {
+            ErrorClass::Fatal
+        }
         // Bad bytes, bad bookkeeping, Kafka's final refusal: a new connection changes nothing.
         // (Kafka outages themselves never reach here: the sink waits them out.)
         ReaderError::Protocol(_)

@@ -56,6 +56,9 @@ pub enum SnapshotError {
     Catalog(#[from] CatalogError),
     #[error("table {0} does not exist")]
     MissingTable(String),
+    /// The incremental snapshot's setup cannot go on (the signal table is missing, ...).
+    #[error("{0}")]
+    Incremental(String),
 }
 
 fn query_error(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> SnapshotError {
@@ -136,6 +139,15 @@ pub async fn begin(client: &Client, snapshot_name: Option<&str>) -> Result<i64, 
     Ok(row
         .get::<_, Option<i64>>(0)
         .unwrap_or_else(|| row.get::<_, i64>(1)))
+}
+
+/// Exports the open snapshot transaction's snapshot, for parallel readers to import.
+pub async fn export(client: &Client) -> Result<String, SnapshotError> {
+    let row = client
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .await
+        .map_err(query_error("pg_export_snapshot()"))?;
+    Ok(row.get(0))
 }
 
 /// Ends the snapshot transaction.

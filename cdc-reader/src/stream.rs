@@ -32,12 +32,14 @@ use crate::changes::{ChangeTranslator, OutputRecord};
 use crate::delivery::DeliveryTracker;
 use crate::envelope::SnapshotMarker;
 use crate::heartbeat::{heartbeat_record, heartbeat_topic};
+use crate::incremental::{signal::Signal, IncrementalSnapshots, Observed};
 use crate::lsn::Lsn;
 use crate::pgoutput::{self, PgOutputMessage};
 use crate::replication::connection::{ConnectionError, FrameReader, FrameWriter, StreamFrame};
 use crate::replication::protocol::{PgTimestamp, ReplicationMessage, StandbyStatusUpdate};
 use crate::sink::{Ack, OutgoingRecord, SendError, Sink, SinkError};
 use crate::snapshot::{SnapshotTable, TableReader};
+use crate::snapshot_parallel::{ParallelReads, TableBatches};
 use crate::ReaderError;
 
 /// How long the stream must be quiet before the reader probes the server for its position.
@@ -118,6 +120,8 @@ pub struct Stream<'a, S: Sink> {
     last_reported: Lsn,
     pub stats: StreamStats,
     records: Vec<OutputRecord>,
+    /// `--signal-data-collection`: incremental snapshots while streaming (see `incremental`).
+    incremental: Option<IncrementalSnapshots>,
 }
 
 impl<'a, S: Sink> Stream<'a, S> {
@@ -147,7 +151,14 @@ impl<'a, S: Sink> Stream<'a, S> {
                 ..StreamStats::default()
             },
             records: Vec::with_capacity(4),
+            incremental: None,
         }
+    }
+
+    /// Streams with incremental snapshots on demand (signals in `--signal-data-collection`).
+    pub fn with_incremental(mut self, incremental: Option<IncrementalSnapshots>) -> Self {
+        self.incremental = incremental;
+        self
     }
 
     /// The initial snapshot: every row of `tables` as an `op: "r"` record, read inside the
@@ -159,21 +170,42 @@ impl<'a, S: Sink> Stream<'a, S> {
         position: Lsn,
         tx_id: i64,
     ) -> Result<u64, ReaderError> {
+        self.snapshot_with(tables, position, tx_id, None).await
+    }
+
+    /// [`Stream::snapshot`], with the rows read by parallel workers when `parallel` is given
+    /// (`--snapshot-max-threads`, see `snapshot_parallel`); the records come out the same way.
+    pub async fn snapshot_with(
+        &mut self,
+        tables: &[SnapshotTable],
+        position: Lsn,
+        tx_id: i64,
+        mut parallel: Option<ParallelReads>,
+    ) -> Result<u64, ReaderError> {
         let ticket = self.tracker.begin();
         let mut rows_sent = 0u64;
         let started = crate::changes::now_micros();
         for (index, table) in tables.iter().enumerate() {
             let progress = snapshot_progress(table);
-            let mut reader =
-                TableReader::open(self.translator.catalog().client(), &table.relation, index)
-                    .await?;
+            let mut reader = match parallel.as_mut() {
+                Some(parallel) => RowSource::Parallel(parallel.table(index)),
+                None => RowSource::Cursor(
+                    TableReader::open(self.translator.catalog().client(), &table.relation, index)
+                        .await?,
+                ),
+            };
             let mut pending: Option<(Vec<Option<String>>, bool)> = None; // (row, first in table)
             let last_table = index + 1 == tables.len();
             let mut seen_in_table = 0u64;
             loop {
-                let batch = reader
-                    .next_batch(self.translator.catalog().client())
-                    .await?;
+                let batch = match &mut reader {
+                    RowSource::Cursor(cursor) => {
+                        cursor
+                            .next_batch(self.translator.catalog().client())
+                            .await?
+                    }
+                    RowSource::Parallel(batches) => batches.next_batch().await?,
+                };
                 let exhausted = batch.is_empty();
                 for row in batch {
                     if let Some((previous, first)) = pending.take() {
@@ -255,6 +287,12 @@ impl<'a, S: Sink> Stream<'a, S> {
     ) -> Result<StreamEnd, ReaderError> {
         self.writer = Some(writer);
         tokio::pin!(shutdown);
+        // An incremental snapshot a restart interrupted goes on at its next chunk.
+        if let Some(mut incremental) = self.incremental.take() {
+            let resumed = incremental.read_next_chunk(self.translator).await;
+            self.incremental = Some(incremental);
+            resumed?;
+        }
         // Ticks often; a status update goes out every `status_interval`, or sooner as a probe
         // when the stream went quiet with something left to confirm (see `on_status_tick`).
         let mut status_timer =
@@ -356,6 +394,13 @@ impl<'a, S: Sink> Stream<'a, S> {
             }
             _ => {}
         }
+        match self.incremental.as_mut().map(|i| i.observe(&message)) {
+            None | Some(Observed::Pass) => {}
+            Some(Observed::Skip) => return Ok(()),
+            Some(Observed::Signal { id, signal }) => {
+                return self.incremental_signal(&id, &signal, lsn).await
+            }
+        }
         self.records.clear();
         self.translator
             .translate(&message, lsn, &mut self.records)?;
@@ -389,6 +434,68 @@ impl<'a, S: Sink> Stream<'a, S> {
                 Ok(())
             }
         }
+    }
+
+    /// A signal row (or one of our watermarks): at a high watermark the chunk's remaining rows
+    /// go out as `op: "r"` records under the watermark's transaction, and once Kafka has them
+    /// all the progress is stored and the next chunk read (see `incremental::window`).
+    async fn incremental_signal(
+        &mut self,
+        id: &str,
+        signal: &Signal,
+        lsn: Lsn,
+    ) -> Result<(), ReaderError> {
+        let Some(mut incremental) = self.incremental.take() else {
+            return Ok(());
+        };
+        let result = async {
+            let Some((relation_id, closed)) = incremental
+                .handle_signal(self.translator, id, signal)
+                .await?
+            else {
+                return Ok(());
+            };
+            let own_ticket = self.open_ticket.is_none();
+            let ticket = self.open_ticket.unwrap_or_else(|| self.tracker.begin());
+            let read_at = crate::changes::now_micros();
+            for row in &closed.rows {
+                self.records.clear();
+                self.translator.snapshot_row(
+                    relation_id,
+                    row,
+                    SnapshotMarker::Incremental,
+                    lsn,
+                    0,
+                    read_at,
+                    &mut self.records,
+                )?;
+                self.send_records(ticket).await?;
+            }
+            if own_ticket {
+                self.tracker.commit(ticket, lsn)?;
+            }
+            self.stats.changes += closed.rows.len() as u64;
+            self.wait_for_acks().await?;
+            incremental.chunk_delivered(self.translator, &closed).await
+        }
+        .await;
+        self.incremental = Some(incremental);
+        result
+    }
+
+    /// Waits until Kafka acknowledged every record sent so far.
+    async fn wait_for_acks(&mut self) -> Result<(), ReaderError> {
+        while self.tracker.records_in_flight() > 0 {
+            match self.acks.recv().await {
+                Some(ack) => self.handle_ack(ack)?,
+                None => {
+                    return Err(ReaderError::Stream(
+                        "the sink's acknowledgement channel closed".into(),
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sends `self.records` under `ticket`.
@@ -617,6 +724,13 @@ impl<'a, S: Sink> Stream<'a, S> {
             Err(other) => Err(other.into()),
         }
     }
+}
+
+/// Where a table's snapshot rows come from: a cursor on the snapshot connection, or the
+/// parallel workers' batches in plan order.
+enum RowSource {
+    Cursor(TableReader),
+    Parallel(TableBatches),
 }
 
 /// Debezium's snapshot markers (RelationalSnapshotChangeEventSource): the last record of the

@@ -1,0 +1,307 @@
+//! The initial snapshot on several connections (`--snapshot-max-threads N`): the same snapshot,
+//! read in parallel, sent in one order.
+//!
+//! ```text
+//! slot's exported snapshot '00000003-00000002-1'
+//!   ├─ worker 1: BEGIN REPEATABLE READ; SET TRANSACTION SNAPSHOT '...'; orders id <  50000
+//!   ├─ worker 2:   (same snapshot)                                     orders id >= 50000 AND id < 100000
+//!   ├─ worker 3:                                                       orders id >= 100000 ...
+//!   └─ worker 4:                                                       order_items (whole)
+//!                    │ each part: a bounded channel of row batches
+//!                    ▼
+//! stream (one task): part 1, then part 2, ... in plan order -> op "r" records with the markers
+//! ```
+//!
+//! Every connection imports the one exported snapshot, so all of them see exactly the rows
+//! committed before the slot's consistent point: no row missing, none doubled. A table with a
+//! one-column integer primary key and more than [`SPLIT_ABOVE_ROWS`] rows (PostgreSQL's
+//! estimate) is split into key ranges, so a big table is not one long cursor. The stream takes
+//! the parts in plan order, whatever order the workers finish in, so the snapshot markers
+//! (`first`, `first_in_data_collection`, ..., `last`) come out as with one connection. Memory
+//! stays flat: each part's channel holds a few batches, and a worker waits when it is full.
+//! Workers take parts in plan order, so the part the stream reads is always being read.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use crate::catalog::Catalog;
+use crate::replication::slot::{quote_ident, quote_literal};
+use crate::snapshot::{SnapshotError, SnapshotTable, FETCH_SIZE};
+
+/// Tables estimated above this many rows are split into key ranges.
+pub const SPLIT_ABOVE_ROWS: u64 = 4 * FETCH_SIZE as u64;
+/// Batches a part may hold before its worker waits for the stream.
+const BATCHES_PER_PART: usize = 4;
+
+type Rows = Vec<Vec<Option<String>>>;
+type Batch = Result<Rows, SnapshotError>;
+
+fn query_error(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> SnapshotError {
+    let context = context.into();
+    move |source| SnapshotError::Query { context, source }
+}
+
+/// One part of the plan: a table, or a key range of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub table: usize,
+    pub select: String,
+}
+
+/// The parts of one table: its whole, or `ranges` key ranges between `min` and `max`.
+pub fn plan_table(
+    table_index: usize,
+    select_all: &str,
+    key: Option<(&str, i64, i64)>,
+    ranges: usize,
+) -> Vec<Part> {
+    let part = |select: String| Part {
+        table: table_index,
+        select,
+    };
+    let Some((column, min, max)) = key.filter(|_| ranges > 1) else {
+        return vec![part(select_all.to_string())];
+    };
+    // No more ranges than keys; the first and last ranges are open-ended.
+    let span = (max as i128 - min as i128 + 1).max(1);
+    let ranges = (ranges as i128).min(span);
+    let step = span / ranges;
+    let column = quote_ident(column);
+    let mut parts = Vec::with_capacity(ranges as usize);
+    for i in 0..ranges {
+        let lower = (i > 0).then(|| min as i128 + step * i);
+        let upper = (i + 1 < ranges).then(|| min as i128 + step * (i + 1));
+        let condition = match (lower, upper) {
+            (None, Some(upper)) => format!("{column} < {upper}"),
+            (Some(lower), Some(upper)) => format!("{column} >= {lower} AND {column} < {upper}"),
+            (Some(lower), None) => format!("{column} >= {lower}"),
+            (None, None) => "true".into(),
+        };
+        parts.push(part(format!("{select_all} WHERE {condition}")));
+    }
+    parts
+}
+
+fn select_all(table: &SnapshotTable) -> String {
+    let columns: Vec<String> = table
+        .relation
+        .columns
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect();
+    format!(
+        "SELECT {} FROM {}.{}",
+        columns.join(", "),
+        quote_ident(table.relation.schema()),
+        quote_ident(&table.relation.name)
+    )
+}
+
+/// A one-column primary key of an integer type, if the table has one.
+fn integer_key(table: &SnapshotTable) -> Option<&str> {
+    let keys: Vec<_> = table
+        .relation
+        .columns
+        .iter()
+        .filter(|c| c.flags & 1 == 1)
+        .collect();
+    match keys.as_slice() {
+        [key] if matches!(key.type_oid, 20 | 21 | 23) => Some(key.name.as_str()),
+        _ => None,
+    }
+}
+
+/// The workers' output: per table, its parts' channels in plan order.
+pub struct ParallelReads {
+    tables: Vec<VecDeque<mpsc::Receiver<Batch>>>,
+}
+
+/// The batches of one table, part after part.
+pub struct TableBatches {
+    parts: VecDeque<mpsc::Receiver<Batch>>,
+}
+
+impl TableBatches {
+    /// The next batch (empty when the table is done).
+    pub async fn next_batch(&mut self) -> Result<Rows, SnapshotError> {
+        while let Some(part) = self.parts.front_mut() {
+            match part.recv().await {
+                Some(batch) => return batch,
+                None => {
+                    self.parts.pop_front();
+                }
+            }
+        }
+        Ok(Vec::new())
+    }
+}
+
+impl ParallelReads {
+    /// The batches of table `index` (of the list given to [`start`]).
+    pub fn table(&mut self, index: usize) -> TableBatches {
+        TableBatches {
+            parts: self
+                .tables
+                .get_mut(index)
+                .map(std::mem::take)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Plans the parts (on `planner`, a connection inside the same snapshot) and starts `threads`
+/// workers, each on its own connection importing `snapshot_name`.
+pub async fn start(
+    planner: &Client,
+    url: &str,
+    timeout: Duration,
+    snapshot_name: &str,
+    tables: &[SnapshotTable],
+    threads: usize,
+) -> Result<ParallelReads, SnapshotError> {
+    let mut parts = Vec::new();
+    for (index, table) in tables.iter().enumerate() {
+        let select = select_all(table);
+        let key = match integer_key(table).filter(|_| table.estimated_rows > SPLIT_ABOVE_ROWS) {
+            Some(column) => {
+                let row = planner
+                    .query_one(
+                        &format!(
+                            "SELECT min({0})::int8, max({0})::int8 FROM {1}.{2}",
+                            quote_ident(column),
+                            quote_ident(table.relation.schema()),
+                            quote_ident(&table.relation.name)
+                        ),
+                        &[],
+                    )
+                    .await
+                    .map_err(query_error("planning the parallel snapshot"))?;
+                match (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)) {
+                    (Some(min), Some(max)) => Some((column, min, max)),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        parts.extend(plan_table(index, &select, key, threads));
+    }
+    tracing::info!(threads, parts = parts.len(), "parallel snapshot plan");
+    let mut per_table: Vec<VecDeque<mpsc::Receiver<Batch>>> =
+        (0..tables.len()).map(|_| VecDeque::new()).collect();
+    let mut queue = VecDeque::new();
+    for part in parts {
+        let (sender, receiver) = mpsc::channel(BATCHES_PER_PART);
+        per_table[part.table].push_back(receiver);
+        queue.push_back((part.select, sender));
+    }
+    let queue = Arc::new(Mutex::new(queue));
+    for worker in 0..threads {
+        let catalog = Catalog::connect_with_timeout(url, timeout).await?;
+        let client = catalog.client();
+        client
+            .batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+                quote_literal(snapshot_name)
+            ))
+            .await
+            .map_err(query_error(
+                "importing the snapshot on a parallel connection",
+            ))?;
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                let Some((select, sender)) = next else { break };
+                if let Err(error) = read_part(catalog.client(), worker, &select, &sender).await {
+                    let _ = sender.send(Err(error)).await;
+                    break;
+                }
+            }
+            let _ = catalog.client().batch_execute("COMMIT").await;
+        });
+    }
+    Ok(ParallelReads { tables: per_table })
+}
+
+/// Reads one part through a cursor into its channel.
+async fn read_part(
+    client: &Client,
+    worker: usize,
+    select: &str,
+    sender: &mpsc::Sender<Batch>,
+) -> Result<(), SnapshotError> {
+    let cursor = format!("cdc_parallel_{worker}");
+    client
+        .batch_execute(&format!("DECLARE {cursor} NO SCROLL CURSOR FOR {select}"))
+        .await
+        .map_err(query_error(format!("DECLARE {select}")))?;
+    loop {
+        let messages = client
+            .simple_query(&format!("FETCH {FETCH_SIZE} FROM {cursor}"))
+            .await
+            .map_err(query_error(format!("FETCH from {cursor}")))?;
+        let rows: Rows = messages
+            .into_iter()
+            .filter_map(|message| match message {
+                SimpleQueryMessage::Row(row) => Some(
+                    (0..row.len())
+                        .map(|i| row.get(i).map(str::to_string))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect();
+        let done = rows.len() < FETCH_SIZE;
+        if !rows.is_empty() && sender.send(Ok(rows)).await.is_err() {
+            return Ok(()); // the stream gave up (an error elsewhere)
+        }
+        if done {
+            break;
+        }
+    }
+    client
+        .batch_execute(&format!("CLOSE {cursor}"))
+        .await
+        .map_err(query_error("CLOSE cursor"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_tables_split_into_key_ranges_that_cover_every_key() {
+        let parts = plan_table(0, "SELECT * FROM t", Some(("id", 1, 100)), 4);
+        let conditions: Vec<_> = parts
+            .iter()
+            .map(|p| {
+                p.select
+                    .trim_start_matches("SELECT * FROM t WHERE ")
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            conditions,
+            [
+                "\"id\" < 26",
+                "\"id\" >= 26 AND \"id\" < 51",
+                "\"id\" >= 51 AND \"id\" < 76",
+                "\"id\" >= 76"
+            ]
+        );
+        assert_eq!(plan_table(1, "SELECT * FROM t", None, 4).len(), 1);
+        assert_eq!(
+            plan_table(1, "SELECT * FROM t", Some(("id", 5, 5)), 1).len(),
+            1
+        );
+        let tiny = plan_table(0, "S", Some(("id", 1, 2)), 4);
+        assert!(
+            tiny.last().unwrap().select.ends_with("\"id\" >= 2"),
+            "{tiny:?}"
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! The initial snapshot on four connections (`--snapshot-max-threads 4`): every row of the
+//! snapshot exactly once (orders is split into key ranges, order_items read whole), the markers
+//! where one connection puts them: `first` on the very first record, `last_in_data_collection`
+//! / `first_in_data_collection` at the table boundary, `last` on the very last.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::unique_prefix;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_connections_read_every_row_once_with_the_markers_of_one() {
+    db::init_tracing();
+    let name = "parallel_snapshot";
+    let (url, pool) = db::testing::fresh_database(name).await.unwrap();
+    let orders: i64 = 20_000;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO orders (id, customer_id, total) SELECT g, g % 10, 1.00 FROM generate_series(1, {orders}) g;
+         DELETE FROM orders WHERE id % 7 = 0;
+         INSERT INTO order_items (order_id, line_no, sku, quantity, unit_price)
+              SELECT g, 1, 'sku', 1, 1.00 FROM generate_series(1, 3000) g WHERE g % 7 <> 0;
+         ANALYZE orders; ANALYZE order_items;"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let expected: HashSet<i64> = sqlx::query_scalar("SELECT id FROM orders")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let prefix = unique_prefix(name);
+    let args = common::reader_args(
+        name,
+        &prefix,
+        &url,
+        &[
+            "--tables",
+            "public.orders,public.order_items",
+            "--snapshot-mode",
+            "initial-only",
+            "--snapshot-max-threads",
+            "4",
+        ],
+    );
+    let summary = cdc_reader::reader::run(args, std::future::pending())
+        .await
+        .expect("the snapshot runs");
+    assert_eq!(summary.stats.records_sent as usize, expected.len() + 2572);
+
+    let records = common::read_topic(
+        &format!("{prefix}.public.orders"),
+        expected.len(),
+        Duration::from_secs(60),
+    );
+    let items = common::read_topic(
+        &format!("{prefix}.public.order_items"),
+        2572,
+        Duration::from_secs(60),
+    );
+    let mut seen = HashSet::new();
+    for record in &records {
+        let id = record.key["payload"]["id"].as_i64().unwrap();
+        assert!(seen.insert(id), "order {id} came twice");
+    }
+    assert_eq!(seen, expected, "every order of the snapshot, none other");
+    assert_eq!(items.len(), 2572);
+    let marker = |r: &common::ReadRecord| {
+        r.payload()["source"]["snapshot"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let markers: Vec<String> = records.iter().map(marker).collect();
+    assert_eq!(markers.first().map(String::as_str), Some("first"));
+    assert_eq!(
+        markers.last().map(String::as_str),
+        Some("last_in_data_collection")
+    );
+    assert!(markers[1..markers.len() - 1].iter().all(|m| m == "true"));
+    let item_markers: Vec<String> = items.iter().map(marker).collect();
+    assert_eq!(
+        item_markers.first().map(String::as_str),
+        Some("first_in_data_collection")
+    );
+    assert_eq!(item_markers.last().map(String::as_str), Some("last"));
+    common::drop_slot(&pool, &common::slot_name(name)).await;
+}
