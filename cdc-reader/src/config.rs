@@ -142,6 +142,10 @@ pub struct ReaderArgs {
     #[arg(long, env = "CDC_UNTIL_LSN", value_parser = parse_lsn)]
     pub until_lsn: Option<Lsn>,
 
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9101); off when unset.
+    #[arg(long, env = "CDC_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
     // ---- Transforms (Debezium's SMTs, see transforms/) and --debezium-config ----
     /// Debezium's New Record State Extraction (`io.debezium.transforms.ExtractNewRecordState`):
     /// write the row (`after`, or `before` for a rewritten delete) instead of the envelope.

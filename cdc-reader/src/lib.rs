@@ -27,6 +27,9 @@
 //! Kafka topics dbserver1.<schema>.<table>
 //! ```
 //!
+//! `metrics` is the `/metrics` page (`--metrics-listen`): changes, records, LSNs, the slot's
+//! retained WAL, commit -> Kafka ack latency.
+//!
 //! `debezium_config` turns a Debezium connector configuration (`--debezium-config FILE`) into
 //! these flags.
 //!
@@ -48,6 +51,7 @@ pub mod envelope;
 pub mod heartbeat;
 pub mod incremental;
 pub mod lsn;
+pub mod metrics;
 pub mod outbox;
 pub mod pgoutput;
 pub mod reader;
@@ -92,4 +96,26 @@ pub enum ReaderError {
     /// `--format avro`: the schema registry is not there, or the flags do not fit Avro.
     #[error("{0}")]
     Registry(String),
+}
+
+impl ReaderError {
+    /// The variant's name, for `pgcdc_reader_errors_total{kind}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReaderError::Slot(_) => "slot",
+            ReaderError::Connection(_) => "connection",
+            ReaderError::Protocol(_) => "protocol",
+            ReaderError::Decode(_) => "decode",
+            ReaderError::Catalog(_) => "catalog",
+            ReaderError::Changes(_) => "changes",
+            ReaderError::Sink(_) => "sink",
+            ReaderError::Snapshot(_) => "snapshot",
+            ReaderError::Delivery(_) => "delivery",
+            ReaderError::Kafka(_) => "kafka",
+            ReaderError::Tracker(_) => "tracker",
+            ReaderError::Stream(_) => "stream",
+            ReaderError::Transforms(_) => "transforms",
+            ReaderError::Registry(_) => "registry",
+        }
+    }
 }

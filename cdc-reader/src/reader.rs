@@ -161,6 +161,15 @@ pub async fn run(
         RecordFormat::Json => None,
         RecordFormat::Avro => Some(avro_encoder(&args).await?),
     };
+    if let Some(listen) = args.metrics_listen {
+        db::metrics::serve(listen, "cdc-reader")
+            .await
+            .map_err(|e| ReaderError::Stream(format!("{e:#}")))?;
+        tokio::spawn(crate::metrics::watch_slot(
+            args.database.database_url.clone(),
+            args.slot_name.clone(),
+        ));
+    }
     match args.sink {
         SinkKind::Kafka => {
             check_kafka(&args.kafka_bootstrap_servers)?;
@@ -281,6 +290,7 @@ pub async fn run_with_sink<S: Sink>(
             Ok(end) => break Ok(end),
             Err(error) => error,
         };
+        crate::metrics::error(error.kind());
         match retrier.decide(&error, state.held_slot, Instant::now()) {
             Ok(wait) => {
                 tracing::warn!(

@@ -120,6 +120,9 @@ pub struct Stream<'a, S: Sink> {
     last_reported: Lsn,
     pub stats: StreamStats,
     records: Vec<OutputRecord>,
+    /// For `/metrics`: table names by relation id, and the commits waiting for their acks.
+    table_names: std::collections::HashMap<u32, String>,
+    commit_clock: crate::metrics::CommitClock,
     /// `--signal-data-collection`: incremental snapshots while streaming (see `incremental`).
     incremental: Option<IncrementalSnapshots>,
 }
@@ -151,6 +154,8 @@ impl<'a, S: Sink> Stream<'a, S> {
                 ..StreamStats::default()
             },
             records: Vec::with_capacity(4),
+            table_names: std::collections::HashMap::new(),
+            commit_clock: crate::metrics::CommitClock::default(),
             incremental: None,
         }
     }
@@ -343,6 +348,12 @@ impl<'a, S: Sink> Stream<'a, S> {
             self.take_ack(more)?;
         }
         self.stats.confirmed = self.tracker.confirmed();
+        self.commit_clock.confirmed(self.stats.confirmed);
+        crate::metrics::positions(
+            self.received,
+            self.stats.confirmed,
+            self.tracker.records_in_flight(),
+        );
         Ok(())
     }
 
@@ -388,6 +399,12 @@ impl<'a, S: Sink> Stream<'a, S> {
         match &message {
             PgOutputMessage::Begin(_) => self.open_ticket = Some(self.tracker.begin()),
             PgOutputMessage::Relation(relation) => {
+                if crate::metrics::enabled() {
+                    self.table_names.insert(
+                        relation.id,
+                        format!("{}.{}", relation.schema(), relation.name),
+                    );
+                }
                 if let Err(error) = self.translator.define_relation(relation).await {
                     return Err(self.catalog_failure(error.into()));
                 }
@@ -413,6 +430,8 @@ impl<'a, S: Sink> Stream<'a, S> {
                 .ok_or(ReaderError::Stream("COMMIT without BEGIN".into()))?;
             self.send_records(ticket).await?;
             self.tracker.commit(ticket, commit.end_lsn)?;
+            self.commit_clock
+                .committed(commit.end_lsn, commit.commit_timestamp.to_unix_micros());
             self.stats.transactions += 1;
             self.stats.confirmed = self.tracker.confirmed();
             return Ok(());
@@ -422,6 +441,7 @@ impl<'a, S: Sink> Stream<'a, S> {
         }
         if !matches!(message, PgOutputMessage::Begin(_)) {
             self.stats.changes += 1;
+            self.count_change(&message);
         }
         match self.open_ticket {
             Some(ticket) => self.send_records(ticket).await,
@@ -434,6 +454,26 @@ impl<'a, S: Sink> Stream<'a, S> {
                 Ok(())
             }
         }
+    }
+
+    /// `pgcdc_reader_changes_total{table, op}` for a row change.
+    fn count_change(&self, message: &PgOutputMessage) {
+        if !crate::metrics::enabled() {
+            return;
+        }
+        let (relation_id, op) = match message {
+            PgOutputMessage::Insert(m) => (m.relation_id, "c"),
+            PgOutputMessage::Update(m) => (m.relation_id, "u"),
+            PgOutputMessage::Delete(m) => (m.relation_id, "d"),
+            PgOutputMessage::Truncate(_) => (0, "t"),
+            PgOutputMessage::Message(_) => (0, "m"),
+            _ => return,
+        };
+        let table = self
+            .table_names
+            .get(&relation_id)
+            .map_or("", String::as_str);
+        crate::metrics::change_read(table, op);
     }
 
     /// A signal row (or one of our watermarks): at a high watermark the chunk's remaining rows
@@ -532,6 +572,11 @@ impl<'a, S: Sink> Stream<'a, S> {
                 Ok(()) => {
                     self.tracker.sent(ticket)?;
                     self.stats.records_sent += 1;
+                    crate::metrics::record_sent(
+                        &record.topic,
+                        record.key.as_ref().map_or(0, |k| k.len())
+                            + record.value.as_ref().map_or(0, |v| v.len()),
+                    );
                     return Ok(());
                 }
                 Err(SendError::QueueFull) => {

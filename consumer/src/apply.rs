@@ -88,6 +88,7 @@ pub async fn apply_batch(
     prune_log: bool,
     records: &[BatchRecord],
 ) -> anyhow::Result<BatchSummary> {
+    let started = std::time::Instant::now();
     let mut summary = BatchSummary {
         records: records.len() as u64,
         ..BatchSummary::default()
@@ -175,5 +176,7 @@ pub async fn apply_batch(
     }
     tx.commit().await.context("cannot commit the batch")?;
     cache.remember(fold.into_states());
+    let commits: Vec<i64> = records.iter().filter_map(|r| r.source_commit_us).collect();
+    crate::metrics::batch_committed(&summary, started.elapsed(), &commits);
     Ok(summary)
 }

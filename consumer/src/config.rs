@@ -38,7 +38,8 @@ pub struct Cli {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Per partition: the stored position, the log-end offset and the lag; and the row counts.
-    Status,
+    /// With `--serve ADDR`: the live page of the whole pipeline instead.
+    Status(crate::live::LiveArgs),
     /// List the dead-letter records (`<topic>.dlq`) with the error that sent them there.
     Dlq {
         /// Show at most this many records per topic (the most recent ones).
@@ -112,6 +113,10 @@ pub struct ConsumerArgs {
     /// Longest wait between two attempts.
     #[arg(long, env = "CONSUMER_RETRY_BACKOFF_MAX", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub retry_backoff_max: Duration,
+
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9102); off when unset.
+    #[arg(long, env = "CONSUMER_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl ConsumerArgs {
@@ -166,7 +171,7 @@ mod tests {
             "--batch-timeout",
             "1s",
         ]);
-        assert!(matches!(cli.command, Some(Command::Status)));
+        assert!(matches!(cli.command, Some(Command::Status(_))));
         assert_eq!(cli.consumer.topics(), vec!["a", "b"]);
     }
 }

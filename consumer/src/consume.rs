@@ -94,6 +94,9 @@ fn applying(error: impl Into<anyhow::Error>) -> SessionError {
 pub async fn consume(database_url: &str, args: &ConsumerArgs) -> anyhow::Result<RunSummary> {
     // Before anything else, so that a SIGTERM during start-up is remembered, not lost.
     crate::shutdown::install();
+    if let Some(listen) = args.metrics_listen {
+        db::metrics::serve(listen, "consumer").await?;
+    }
     let pool = db::connect(database_url, 4).await?;
     db::require_schema(&pool, database_url).await?;
     store::require_tables(&pool).await?;
@@ -122,6 +125,7 @@ pub async fn consume(database_url: &str, args: &ConsumerArgs) -> anyhow::Result<
         };
         first = false;
         run.summary.restarts += 1;
+        crate::metrics::restarted();
         match failure {
             Failure::Permanent => break Err(error),
             Failure::Fenced => {
@@ -271,7 +275,12 @@ async fn session_with_claim(
     let batch_size = args.batch_size as usize;
     let mut next = read_batch(&consumer, args, &mut decoder, batch_size).await;
     let mut last_delivery = Instant::now();
+    let mut last_lag = Instant::now();
     loop {
+        if crate::metrics::enabled() && last_lag.elapsed() > LAG_EVERY {
+            record_lag(&consumer, &positions);
+            last_lag = Instant::now();
+        }
         let Some(batch) = next.take() else {
             tracing::info!("stopping (SIGINT or SIGTERM)");
             return Ok(());
@@ -357,6 +366,21 @@ async fn session_with_claim(
 /// How long the Kafka client may deliver nothing while records wait before the session is
 /// started again with a new client.
 const STALL_AFTER: Duration = Duration::from_secs(15);
+
+/// How often the lag per partition is measured (one watermark request per partition) for
+/// `/metrics`.
+const LAG_EVERY: Duration = Duration::from_secs(2);
+
+/// Sets `pgcdc_consumer_lag_records` of each partition: its log end minus the applied position.
+fn record_lag(consumer: &StreamConsumer, positions: &BTreeMap<TopicPartition, i64>) {
+    for ((topic, partition), applied) in positions {
+        if let Ok((_, high)) =
+            consumer.fetch_watermarks(topic, *partition, Duration::from_millis(500))
+        {
+            crate::metrics::lag(topic, *partition, high - applied);
+        }
+    }
+}
 
 /// How many records the partitions hold beyond the client's fetch position (or, where it
 /// has none, the applied position); `None` when nothing waits or the broker does not answer.

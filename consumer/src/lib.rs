@@ -22,6 +22,8 @@
 //! - [`store`] and [`offsets`]: the projection tables and the offset store in PostgreSQL;
 //!   [`state_cache`]: the committed order states kept in memory between batches.
 //! - [`dlq`]: the dead-letter topic, and the `dlq` listing.
+//! - [`metrics`]: `--metrics-listen`: outcomes, batch sizes, apply time, lag, end-to-end latency.
+//! - [`live`]: `status --serve ADDR`: the live page of the whole pipeline (HTML + a JSON endpoint).
 //! - [`status`]: stored position, log end and lag per partition.
 //! - [`shutdown`]: SIGINT and SIGTERM finish the batch in flight, then stop.
 
@@ -30,6 +32,8 @@ pub mod config;
 pub mod consume;
 pub mod dlq;
 pub mod kafka;
+pub mod live;
+pub mod metrics;
 pub mod offsets;
 pub mod projection_writer;
 pub mod record;
@@ -63,7 +67,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 summary.records_per_second()
             );
         }
-        Some(Command::Status) => status::print(database_url, &cli.consumer).await?,
+        Some(Command::Status(live)) => match live.serve {
+            Some(listen) => live::serve(listen, database_url, &cli.consumer, &live).await?,
+            None => status::print(database_url, &cli.consumer).await?,
+        },
         Some(Command::Dlq { limit }) => dlq::print(
             &cli.consumer.bootstrap_servers,
             &cli.consumer.topics(),

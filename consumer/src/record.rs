@@ -32,6 +32,8 @@ pub struct BatchRecord {
     pub partition: i32,
     pub offset: i64,
     pub outcome: Outcome,
+    /// `source.ts_us`, read only while metrics are on (the end-to-end latency).
+    pub source_commit_us: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -127,6 +129,12 @@ pub async fn decode_record<M: Message>(
         topic: message.topic().to_string(),
         partition: message.partition(),
         offset: message.offset(),
+        source_commit_us: match &outcome {
+            Outcome::Change(_) if crate::metrics::enabled() => {
+                crate::metrics::source_commit_micros(message.payload())
+            }
+            _ => None,
+        },
         outcome,
     }
 }

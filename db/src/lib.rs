@@ -17,9 +17,13 @@
 //! - [`migrate`] / [`reset`]: apply the schema; drop and recreate it.
 //! - [`require_schema`]: fail early, saying "run `cargo run -p db -- migrate`", when tables are missing.
 //! - [`check_args`]: `PGCDC_CHECK_ARGS=1` makes any binary check its command line and exit.
+//! - [`metrics`]: `--metrics-listen`: the Prometheus `/metrics` page every long-running binary serves;
+//!   [`metrics_text`]: reading such a page back (samples, histogram quantiles).
 //! - [`testing`]: a fresh, migrated database per integration test, so tests never share rows.
 
 pub mod check_args;
+pub mod metrics;
+pub mod metrics_text;
 pub mod private_stack;
 pub mod testing;
 

@@ -168,6 +168,9 @@ pub struct ServeArgs {
     /// How long a request waits for the database before answering 503 (while it is away).
     #[arg(long, env = "PRODUCER_DB_WAIT", default_value = "3s", value_parser = humantime::parse_duration)]
     pub db_wait: Duration,
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9100); off when unset.
+    #[arg(long, env = "PRODUCER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {

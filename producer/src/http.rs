@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
             "/orders/{id}",
             get(get_order).patch(patch_order).delete(delete_order),
         )
+        .route_layer(axum::middleware::from_fn(crate::metrics::record_operation))
         .route("/healthz", get(healthz))
         .with_state(state)
 }

@@ -22,12 +22,14 @@
 //! - [`retry`]: what is retried when PostgreSQL or Kafka goes away, and COMMITs in doubt.
 //! - [`direct_publish`]: the dual write (commit, then publish) and its failure injection.
 //! - [`requests`] and [`http`]: the HTTP API (`producer serve`).
+//! - [`metrics`]: `producer serve --metrics-listen`: operations per kind, transaction latency.
 //! - [`cli`]: the command-line flags.
 
 pub mod cli;
 pub mod direct_publish;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod money;
 pub mod orders;
 pub mod outbox;

@@ -14,6 +14,9 @@ async fn main() -> anyhow::Result<()> {
     db::check_args::exit_if_only_checking("producer");
     match cli.command {
         Some(Command::Serve(args)) => {
+            if let Some(listen) = args.metrics_listen {
+                db::metrics::serve(listen, "producer").await?;
+            }
             producer::http::run_server(args.into_config())
                 .await
                 .context("producer serve stopped")?;

@@ -49,7 +49,10 @@ impl ProducerContext for AckingContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, ticket: usize) {
         let result = match result {
-            Ok(_) => Ok(()),
+            Ok(message) => {
+                crate::metrics::record_acknowledged(rdkafka::Message::topic(message));
+                Ok(())
+            }
             Err((error, _)) => Err(error.to_string()),
         };
         // The receiver is gone only when the pipeline is shutting down.
