@@ -14,9 +14,15 @@ PG_PASSWORD=${PG_PASSWORD:-playground}
 KAFKA_PORT=${KAFKA_PORT:-59092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-59093}
 KAFKA_VERSION=4.3.1
+SCHEMA_REGISTRY_PORT=${SCHEMA_REGISTRY_PORT:-58081}
+# SCHEMA_REGISTRY=off: a stack without the registry (the fault tests' private stacks need none).
+SCHEMA_REGISTRY=${SCHEMA_REGISTRY:-on}
+APICURIO_VERSION=3.0.9
 
 DATABASE_URL_DEFAULT="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"
 KAFKA_BOOTSTRAP_DEFAULT="127.0.0.1:$KAFKA_PORT"
+# The base URL a Confluent client is given (Apicurio's Confluent-compatible API).
+SCHEMA_REGISTRY_URL_DEFAULT="http://127.0.0.1:$SCHEMA_REGISTRY_PORT/apis/ccompat/v7"
 
 say()  { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 warn() { printf '\033[1;33mwarn:\033[0m %s\n' "$*" >&2; }

@@ -66,6 +66,15 @@ pub struct ReaderArgs {
     #[arg(long, env = "CDC_NO_SCHEMAS")]
     pub no_schemas: bool,
 
+    /// How keys and values are written: `json` (JsonConverter) or `avro` (AvroConverter: the
+    /// Confluent wire format, schemas in the schema registry).
+    #[arg(long, env = "CDC_FORMAT", value_enum, default_value_t = RecordFormat::Json)]
+    pub format: RecordFormat,
+
+    /// The schema registry's Confluent API, with --format avro (`scripts/stack env` prints it).
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_SCHEMA_REGISTRY_URL)]
+    pub schema_registry_url: String,
+
     /// Debezium's `decimal.handling.mode` for numeric columns.
     #[arg(long, env = "CDC_DECIMAL_HANDLING", value_enum, default_value_t = DecimalHandlingArg::Precise)]
     pub decimal_handling: DecimalHandlingArg,
@@ -473,6 +482,16 @@ impl RecordOptionArgs {
 }
 
 // ---- end of Debezium's value and record options --------------------------------------------
+
+/// The stack's schema registry (scripts/stack: Apicurio's Confluent API).
+pub const DEFAULT_SCHEMA_REGISTRY_URL: &str = "http://127.0.0.1:58081/apis/ccompat/v7";
+
+/// How records are written (`key.converter` / `value.converter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecordFormat {
+    Json,
+    Avro,
+}
 
 /// Where envelopes go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

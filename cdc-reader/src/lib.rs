@@ -18,7 +18,8 @@
 //!   │ transaction_metadata      BEGIN/END records (--provide-transaction-metadata)
 //!   │ envelope                  Debezium's envelope JSON: key, value, schema (pure)
 //!   │ transforms                Debezium's SMTs: --unwrap (the row alone), --route-* (pure)
-//!   │ sink                      Kafka (idempotent producer) or stdout, with acknowledgements
+//!   │ sink                      Kafka (idempotent producer) or stdout, with acknowledgements;
+//!   │                           --format avro: the Confluent wire format (crate schema-registry)
 //!   │ delivery                  which LSN is safe to confirm: everything before it is acked
 //!   │ stream                    the loop that ties them together
 //!   │ reader                    setup and shutdown around the loop, a new session after a lost connection
@@ -92,6 +93,9 @@ pub enum ReaderError {
     Stream(String),
     #[error(transparent)]
     Transforms(#[from] transforms::TransformConfigError),
+    /// `--format avro`: the schema registry is not there, or the flags do not fit Avro.
+    #[error("{0}")]
+    Registry(String),
 }
 
 impl ReaderError {
@@ -111,6 +115,7 @@ impl ReaderError {
             ReaderError::Tracker(_) => "tracker",
             ReaderError::Stream(_) => "stream",
             ReaderError::Transforms(_) => "transforms",
+            ReaderError::Registry(_) => "registry",
         }
     }
 }

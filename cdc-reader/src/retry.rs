@@ -134,7 +134,8 @@ pub fn classify(error: &ReaderError) -> ErrorClass {
         | ReaderError::Kafka(_)
         | ReaderError::Tracker(_)
         | ReaderError::Stream(_)
-        | ReaderError::Transforms(_) => ErrorClass::Fatal,
+        | ReaderError::Transforms(_)
+        | ReaderError::Registry(_) => ErrorClass::Fatal,
     }
 }
 

@@ -37,7 +37,7 @@ use crate::lsn::Lsn;
 use crate::pgoutput::{self, PgOutputMessage};
 use crate::replication::connection::{ConnectionError, FrameReader, FrameWriter, StreamFrame};
 use crate::replication::protocol::{PgTimestamp, ReplicationMessage, StandbyStatusUpdate};
-use crate::sink::{Ack, OutgoingRecord, SendError, Sink};
+use crate::sink::{Ack, OutgoingRecord, SendError, Sink, SinkError};
 use crate::snapshot::{SnapshotTable, TableReader};
 use crate::snapshot_parallel::{ParallelReads, TableBatches};
 use crate::ReaderError;
@@ -565,6 +565,7 @@ impl<'a, S: Sink> Stream<'a, S> {
             value: record.value.as_deref(),
             headers: &headers,
         };
+        self.prepare_until_ready(outgoing).await?;
         let mut waiting_since: Option<Instant> = None;
         loop {
             match self.sink.send(outgoing, ticket) {
@@ -602,6 +603,43 @@ impl<'a, S: Sink> Stream<'a, S> {
                     }
                 }
                 Err(SendError::Fatal(error)) => return Err(ReaderError::Delivery(error)),
+            }
+        }
+    }
+
+    /// [`Sink::prepare`] until it succeeds: while the sink waits for something (the schema
+    /// registry), the loop waits with backoff, reading no WAL; it keeps taking
+    /// acknowledgements and sending status updates, so it confirms what was delivered before
+    /// this record and nothing after it.
+    async fn prepare_until_ready(
+        &mut self,
+        outgoing: OutgoingRecord<'_>,
+    ) -> Result<(), ReaderError> {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            match self.sink.prepare(outgoing).await {
+                Ok(()) => return Ok(()),
+                Err(SinkError::Unavailable(reason)) => {
+                    tracing::warn!(topic = outgoing.topic, retry_in = ?backoff, "{reason}; waiting, confirming nothing past this record");
+                    let until = Instant::now() + backoff;
+                    while let Some(left) = until.checked_duration_since(Instant::now()) {
+                        match tokio::time::timeout(left, self.acks.recv()).await {
+                            Ok(Some(ack)) => self.handle_ack(ack)?,
+                            Ok(None) => {
+                                return Err(ReaderError::Stream(
+                                    "the sink's acknowledgement channel closed".into(),
+                                ))
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.reading_resumed = Instant::now();
+                    if self.last_status.elapsed() >= self.settings.status_interval {
+                        self.send_status(false).await?;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => return Err(error.into()),
             }
         }
     }

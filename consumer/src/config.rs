@@ -19,6 +19,8 @@ pub const DEFAULT_CDC_TOPIC: &str = "dbserver1.public.orders";
 pub const DEFAULT_OUTBOX_TOPIC: &str = "outbox.event.order";
 /// The topic of the `order-events` stream processor.
 pub const DEFAULT_DOMAIN_TOPIC: &str = "orders.events.v1";
+/// The stack's schema registry (scripts/stack).
+pub const DEFAULT_SCHEMA_REGISTRY_URL: &str = "http://127.0.0.1:58081/apis/ccompat/v7";
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -108,6 +110,10 @@ pub struct ConsumerArgs {
     /// every failed attempt up to --retry-backoff-max. The consumer never gives up.
     #[arg(long, env = "CONSUMER_RETRY_BACKOFF", default_value = "500ms", value_parser = humantime::parse_duration, global = true)]
     pub retry_backoff: Duration,
+
+    /// The schema registry's Confluent API, for CDC records written with `--format avro`.
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = DEFAULT_SCHEMA_REGISTRY_URL, global = true)]
+    pub schema_registry_url: String,
 
     /// Longest wait between two attempts.
     #[arg(long, env = "CONSUMER_RETRY_BACKOFF_MAX", default_value = "10s", value_parser = humantime::parse_duration, global = true)]

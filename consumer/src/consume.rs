@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use projections::ChangeDecoder;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
@@ -35,7 +34,7 @@ use crate::config::ConsumerArgs;
 use crate::dlq::{dlq_topic, DeadLetters};
 use crate::kafka::{self, TopicPartition};
 use crate::projection_writer::{self, Fence};
-use crate::record::{decode_record, BatchRecord};
+use crate::record::{decode_record, BatchRecord, RecordDecoder};
 use crate::retry::{classify, Backoff, Failure, KafkaStalled};
 use crate::state_cache::StateCache;
 use crate::{offsets, store};
@@ -272,7 +271,7 @@ async fn session_with_claim(
     });
 
     // While one batch is written to PostgreSQL, the next is read and decoded.
-    let mut decoder = ChangeDecoder::new();
+    let mut decoder = RecordDecoder::new(&args.schema_registry_url);
     let batch_size = args.batch_size as usize;
     let mut next = read_batch(&consumer, args, &mut decoder, batch_size).await;
     let mut last_delivery = Instant::now();
@@ -469,7 +468,7 @@ async fn wait_for_topics(
 async fn read_batch(
     consumer: &StreamConsumer,
     args: &ConsumerArgs,
-    decoder: &mut ChangeDecoder,
+    decoder: &mut RecordDecoder,
     batch_size: usize,
 ) -> Option<Vec<BatchRecord>> {
     let mut batch = Vec::with_capacity(batch_size.min(100_000));
@@ -480,7 +479,7 @@ async fn read_batch(
     };
     match first {
         None => return Some(batch),
-        Some(Ok(message)) => batch.push(decode_record(args.from, decoder, &message)),
+        Some(Ok(message)) => batch.push(decode_record(args.from, decoder, &message).await),
         Some(Err(error)) => {
             tracing::warn!("Kafka: {error}");
             return Some(batch);
@@ -489,7 +488,7 @@ async fn read_batch(
     let deadline = tokio::time::Instant::now() + args.batch_timeout;
     while batch.len() < batch_size {
         match tokio::time::timeout_at(deadline, consumer.recv()).await {
-            Ok(Ok(message)) => batch.push(decode_record(args.from, decoder, &message)),
+            Ok(Ok(message)) => batch.push(decode_record(args.from, decoder, &message).await),
             Ok(Err(error)) => {
                 tracing::warn!("Kafka: {error}");
                 break;

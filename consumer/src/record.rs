@@ -9,10 +9,20 @@
 //! Kafka record ──decode_record──> BatchRecord { topic, partition, offset, outcome }
 //!                                   outcome: Change(ChangeEvent) | Tombstone | Poison(Poison)
 //! ```
+//!
+//! A CDC value that starts with the magic byte 0 is Avro in the Confluent wire format
+//! (cdc-reader `--format avro`; JSON never starts with 0): its writer schema is fetched from the
+//! schema registry by id (once per id), the datum becomes the JSON record with schemas, and the
+//! JSON decoding runs on that. Bytes that are not Avro, an id the registry does not know, or a
+//! datum that does not match its schema make a poison record (the error goes into the
+//! dead-letter headers). A registry that does not answer is waited for, never dead-lettered.
+
+use std::time::Duration;
 
 use projections::order_events::decode_domain_event;
 use projections::{decode_outbox, ChangeDecoder, ChangeEvent, Decoded};
 use rdkafka::message::{Headers, Message};
+use schema_registry::{wire, AvroDecoder, RegistryClient};
 
 use crate::config::Source;
 
@@ -44,21 +54,60 @@ pub struct Poison {
     pub error: String,
 }
 
-/// Decodes a Kafka record from `source`'s topic (`decoder` remembers the last CDC schema).
-pub fn decode_record<M: Message>(
+/// The decoders a consumer keeps between records: the JSON one remembers the last CDC schema,
+/// the Avro one the writer schemas it fetched.
+#[derive(Debug)]
+pub struct RecordDecoder {
+    pub json: ChangeDecoder,
+    pub avro: AvroDecoder,
+}
+
+impl RecordDecoder {
+    /// Decoders that fetch Avro writer schemas from the registry at `schema_registry_url`.
+    pub fn new(schema_registry_url: &str) -> Self {
+        RecordDecoder {
+            json: ChangeDecoder::new(),
+            avro: AvroDecoder::new(RegistryClient::new(schema_registry_url)),
+        }
+    }
+
+    /// A CDC value: Avro (magic byte 0) through the registry, else JSON.
+    async fn decode_cdc(&mut self, value: Option<&[u8]>) -> Result<Decoded, String> {
+        let Some(bytes) = value.filter(|b| wire::looks_like_avro(b)) else {
+            return self.json.decode(value).map_err(|e| e.to_string());
+        };
+        let mut backoff = Duration::from_millis(500);
+        let record = loop {
+            match self.avro.decode(bytes).await {
+                Ok(record) => break record,
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(retry_in = ?backoff, "{error}; waiting (the record is not dead-lettered)");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                Err(error) => return Err(format!("not a usable Avro record: {error}")),
+            }
+        };
+        let json = serde_json::to_vec(&record.connect_json()).map_err(|e| e.to_string())?;
+        projections::decode_change(Some(&json)).map_err(|e| e.to_string())
+    }
+}
+
+/// Decodes a Kafka record from `source`'s topic.
+pub async fn decode_record<M: Message>(
     source: Source,
-    decoder: &mut ChangeDecoder,
+    decoder: &mut RecordDecoder,
     message: &M,
 ) -> BatchRecord {
     let decoded = match source {
-        Source::Cdc => decoder.decode(message.payload()),
+        Source::Cdc => decoder.decode_cdc(message.payload()).await,
         Source::Domain => decode_domain_event(message.payload()),
         Source::Outbox => {
             let headers: Vec<(&str, Option<&[u8]>)> = message
                 .headers()
                 .map(|h| h.iter().map(|header| (header.key, header.value)).collect())
                 .unwrap_or_default();
-            decode_outbox(message.key(), message.payload(), &headers)
+            decode_outbox(message.key(), message.payload(), &headers).map_err(|e| e.to_string())
         }
     };
     let outcome = match decoded {
@@ -75,7 +124,7 @@ pub fn decode_record<M: Message>(
                         .collect()
                 })
                 .unwrap_or_default(),
-            error: error.to_string(),
+            error,
         }),
     };
     BatchRecord {

@@ -98,6 +98,8 @@ impl PrivateStack {
                 "KAFKA_CONTROLLER_PORT",
                 self.kafka_controller_port.to_string(),
             ),
+            // No schema registry: the fault tests do not use one (and a JVM less to start).
+            ("SCHEMA_REGISTRY", "off".to_string()),
             ("DATABASE_URL", self.database_url("playground")),
             ("KAFKA_BOOTSTRAP_SERVERS", self.kafka_bootstrap_servers()),
         ]

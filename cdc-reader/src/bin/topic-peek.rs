@@ -7,6 +7,10 @@
 //! ```
 //!
 //! A learner's tool, used by scripts/demo: it reads, never writes, and joins no consumer group.
+//!
+//! Records in the Confluent wire format (cdc-reader `--format avro`) are decoded with their
+//! writer schema from the schema registry (`--schema-registry-url`): the key or value shows as
+//! `{"schema_id":7,"subject":"dbserver1.public.orders-value","datum":{...}}`.
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +44,42 @@ struct Args {
     /// Print only the value's payload (without the JsonConverter schema).
     #[arg(long)]
     payload_only: bool,
+    /// The schema registry's Confluent API, to decode Avro records.
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = cdc_reader::config::DEFAULT_SCHEMA_REGISTRY_URL)]
+    schema_registry_url: String,
+}
+
+/// Decodes Avro keys and values through the registry (a small runtime for its async client).
+struct AvroPeek {
+    runtime: tokio::runtime::Runtime,
+    decoder: schema_registry::AvroDecoder,
+}
+
+impl AvroPeek {
+    /// `{"schema_id", "subject", "datum"}`, or the error and the bytes in hex.
+    fn show(&mut self, bytes: &[u8]) -> serde_json::Value {
+        let decoder = &mut self.decoder;
+        self.runtime.block_on(async {
+            match decoder.decode(bytes).await {
+                Ok(record) => {
+                    let subjects = decoder
+                        .client()
+                        .subjects_of(record.schema_id())
+                        .await
+                        .unwrap_or_default();
+                    let subject: Vec<String> = subjects
+                        .iter()
+                        .map(|(subject, version)| format!("{subject} (version {version})"))
+                        .collect();
+                    serde_json::json!({"schema_id": record.schema_id(), "subject": subject.join(", "), "datum": record.payload})
+                }
+                Err(error) => serde_json::json!({
+                    "avro_error": error.to_string(),
+                    "bytes": bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "),
+                }),
+            }
+        })
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -104,6 +144,15 @@ fn main() -> anyhow::Result<()> {
         assignment.add_partition_offset(topic, partition.id(), Offset::Offset(start))?;
     }
     consumer.assign(&assignment)?;
+    let mut avro = AvroPeek {
+        runtime: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting a runtime for the registry client")?,
+        decoder: schema_registry::AvroDecoder::new(schema_registry::RegistryClient::new(
+            &args.schema_registry_url,
+        )),
+    };
     let deadline = Instant::now() + timeout;
     let mut printed = 0;
     while printed < expected && Instant::now() < deadline {
@@ -111,8 +160,9 @@ fn main() -> anyhow::Result<()> {
             continue;
         };
         let message = message?;
-        let parse = |bytes: Option<&[u8]>| match bytes {
+        let mut parse = |bytes: Option<&[u8]>| match bytes {
             None => serde_json::Value::Null,
+            Some(b) if schema_registry::wire::looks_like_avro(b) => avro.show(b),
             Some(b) => serde_json::from_slice(b).unwrap_or_else(|_| {
                 serde_json::Value::String(String::from_utf8_lossy(b).into_owned())
             }),

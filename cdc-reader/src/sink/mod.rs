@@ -13,9 +13,12 @@
 //! - [`stdout::StdoutSink`]: one envelope per line, for watching changes without Kafka.
 //! - [`transforming::TransformingSink`]: runs the transforms (`--unwrap`, `--route-*`) in front
 //!   of either.
+//! - [`avro::AvroSink`]: `--format avro`: keys and values in the Confluent wire format, their
+//!   schemas registered in the schema registry ([`Sink::prepare`] does that, before `send`).
 //!
 //! The trait is the seam for other destinations (a table-mirroring sink, Avro, ...).
 
+pub mod avro;
 pub mod kafka;
 pub mod stdout;
 pub mod transforming;
@@ -59,6 +62,13 @@ pub enum SinkError {
     Kafka(String),
     #[error("writing to stdout failed: {0}")]
     Io(#[from] std::io::Error),
+    /// Waiting helps (the schema registry does not answer): prepare the same record again later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The record cannot be written as it is (the registry refuses its schema, it has no Avro
+    /// form): the reader stops with the reason.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A destination for envelopes.
@@ -68,6 +78,16 @@ pub trait Sink {
         &mut self,
         topic: &str,
     ) -> impl std::future::Future<Output = Result<(), SinkError>>;
+
+    /// Gets `record` ready before [`Sink::send`]: the work that may wait (registering a schema)
+    /// happens here. [`SinkError::Unavailable`]: call again with the same record later.
+    fn prepare(
+        &mut self,
+        record: OutgoingRecord<'_>,
+    ) -> impl std::future::Future<Output = Result<(), SinkError>> {
+        let _ = record;
+        async { Ok(()) }
+    }
 
     /// Queues one record; its [`Ack`] arrives later on the channel from [`Sink::take_acks`].
     fn send(&mut self, record: OutgoingRecord<'_>, ticket: u64) -> Result<(), SendError>;

@@ -49,21 +49,35 @@ impl<S: Sink> Sink for TransformingSink<S> {
         self.inner.ensure_topic(&routed).await
     }
 
+    async fn prepare(&mut self, record: OutgoingRecord<'_>) -> Result<(), SinkError> {
+        if self.chain.is_empty() {
+            return self.inner.prepare(record).await;
+        }
+        // The inner sink prepares what it will be sent: the transformed record (transforms
+        // are pure, so `send` makes the same one again).
+        let Some(transformed) = self.chain.apply(owned_record(record)) else {
+            return Ok(());
+        };
+        let headers: Vec<(&str, &[u8])> = transformed
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        self.inner
+            .prepare(OutgoingRecord {
+                topic: &transformed.topic,
+                key: transformed.key.as_deref(),
+                value: transformed.value.as_deref(),
+                headers: &headers,
+            })
+            .await
+    }
+
     fn send(&mut self, record: OutgoingRecord<'_>, ticket: u64) -> Result<(), SendError> {
         if self.chain.is_empty() {
             return self.inner.send(record, ticket);
         }
-        let owned = OutputRecord {
-            topic: record.topic.into(),
-            key: record.key.map(<[u8]>::to_vec),
-            value: record.value.map(<[u8]>::to_vec),
-            headers: record
-                .headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_vec()))
-                .collect(),
-        };
-        let Some(transformed) = self.chain.apply(owned) else {
+        let Some(transformed) = self.chain.apply(owned_record(record)) else {
             // Dropped: delivered, as far as the tracker is concerned. The receiver is gone
             // only when the pipeline is shutting down.
             let _ = self.acks_sender.send(Ack {
@@ -109,6 +123,19 @@ impl<S: Sink> Sink for TransformingSink<S> {
             }
         });
         acks
+    }
+}
+
+fn owned_record(record: OutgoingRecord<'_>) -> OutputRecord {
+    OutputRecord {
+        topic: record.topic.into(),
+        key: record.key.map(<[u8]>::to_vec),
+        value: record.value.map(<[u8]>::to_vec),
+        headers: record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_vec()))
+            .collect(),
     }
 }
 

@@ -115,6 +115,8 @@ pub fn args(topic: &str, from: Source) -> ConsumerArgs {
         until_caught_up: true,
         retry_backoff: Duration::from_millis(200),
         retry_backoff_max: Duration::from_secs(2),
+        schema_registry_url: std::env::var("SCHEMA_REGISTRY_URL")
+            .unwrap_or_else(|_| consumer::config::DEFAULT_SCHEMA_REGISTRY_URL.to_string()),
         metrics_listen: None,
     }
 }
