@@ -101,7 +101,7 @@ pub async fn decode_record<M: Message>(
 ) -> BatchRecord {
     let decoded = match source {
         Source::Cdc => decoder.decode_cdc(message.payload()).await,
-        Source::Domain => decode_domain_event(message.payload()),
+        Source::Domain => decode_domain_event(message.payload()).map_err(|e| e.to_string()),
         Source::Outbox => {
             let headers: Vec<(&str, Option<&[u8]>)> = message
                 .headers()
