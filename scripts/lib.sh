@@ -18,11 +18,19 @@ SCHEMA_REGISTRY_PORT=${SCHEMA_REGISTRY_PORT:-58081}
 # SCHEMA_REGISTRY=off: a stack without the registry (the fault tests' private stacks need none).
 SCHEMA_REGISTRY=${SCHEMA_REGISTRY:-on}
 APICURIO_VERSION=3.0.9
+# Apache Cassandra, on request only (`scripts/stack up --with cassandra`): CQL on CASSANDRA_PORT;
+# its gossip (storage) and JMX ports sit next to it unless given.
+CASSANDRA_PORT=${CASSANDRA_PORT:-59042}
+CASSANDRA_STORAGE_PORT=${CASSANDRA_STORAGE_PORT:-$((CASSANDRA_PORT + 1))}
+CASSANDRA_SSL_STORAGE_PORT=${CASSANDRA_SSL_STORAGE_PORT:-$((CASSANDRA_PORT + 2))}
+CASSANDRA_JMX_PORT=${CASSANDRA_JMX_PORT:-$((CASSANDRA_PORT + 3))}
+CASSANDRA_VERSION=5.0.6
 
 DATABASE_URL_DEFAULT="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"
 KAFKA_BOOTSTRAP_DEFAULT="127.0.0.1:$KAFKA_PORT"
 # The base URL a Confluent client is given (Apicurio's Confluent-compatible API).
 SCHEMA_REGISTRY_URL_DEFAULT="http://127.0.0.1:$SCHEMA_REGISTRY_PORT/apis/ccompat/v7"
+CASSANDRA_CONTACT_POINTS_DEFAULT="127.0.0.1:$CASSANDRA_PORT"
 
 say()  { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
 warn() { printf '\033[1;33mwarn:\033[0m %s\n' "$*" >&2; }

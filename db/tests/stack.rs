@@ -151,3 +151,34 @@ async fn kafka_creates_topics_takes_idempotent_writes_and_resumes_a_group_after_
         .await
         .expect("delete topic");
 }
+
+/// Cassandra is in the stack on request (`scripts/stack up --with cassandra`; scripts/test asks
+/// for it and exports CASSANDRA_CONTACT_POINTS). The probe speaks CQL: STARTUP, then a query.
+#[test]
+fn cassandra_answers_cql_when_the_stack_runs_it() {
+    let Ok(contact_points) = std::env::var("CASSANDRA_CONTACT_POINTS") else {
+        eprintln!(
+            "skipped: CASSANDRA_CONTACT_POINTS is unset (scripts/stack up --with cassandra, \
+             then eval \"$(scripts/stack env)\"; scripts/test does both)"
+        );
+        return;
+    };
+    let first = contact_points.split(',').next().unwrap_or_default().trim();
+    let probe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/cql_probe.py");
+    let output = std::process::Command::new("python3")
+        .arg(&probe)
+        .arg(first)
+        .output()
+        .expect("run python3 scripts/cql_probe.py");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "Cassandra at {first} does not answer CQL: {}{stdout}\n(scripts/stack up --with cassandra; \
+         scripts/stack logs cassandra)",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("Apache Cassandra 5."),
+        "expected a 5.x release, got {stdout}"
+    );
+}

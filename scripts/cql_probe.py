@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Ask a Cassandra node for its release version, speaking the CQL native protocol directly.
+
+scripts/stack uses this to know that Cassandra really answers CQL (not just that its port is
+open), before any Rust is built and without installing cqlsh. It sends STARTUP, waits for READY,
+then runs `SELECT release_version FROM system.local` and prints the version.
+Exit 0 when the node answered the query, 1 otherwise.
+
+Wire format (native protocol v4, big-endian):
+    frame   = int8 version (0x04 request, 0x84 response), int8 flags, int16 stream,
+              int8 opcode, int32 body length, body
+    STARTUP (0x01) body = string map {"CQL_VERSION": "3.0.0"}     -> READY (0x02), empty body
+    QUERY   (0x07) body = long string query, int16 consistency, int8 flags(0)
+    RESULT  (0x08) body = int32 kind (2 = Rows), metadata, int32 rows, rows of [int32 len][bytes]
+    ERROR   (0x00) body = int32 code, string message
+"""
+import socket
+import struct
+import sys
+
+VERSION = 0x04
+OP_ERROR, OP_STARTUP, OP_READY, OP_QUERY, OP_RESULT = 0x00, 0x01, 0x02, 0x07, 0x08
+CONSISTENCY_ONE = 0x0001
+
+
+def read_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("Cassandra closed the connection")
+        buf += chunk
+    return buf
+
+
+def string(text):
+    data = text.encode()
+    return struct.pack(">H", len(data)) + data
+
+
+def read_string(data, pos):
+    (length,) = struct.unpack_from(">H", data, pos)
+    pos += 2
+    return data[pos:pos + length].decode(), pos + length
+
+
+def request(sock, stream, opcode, body):
+    sock.sendall(struct.pack(">BBhBi", VERSION, 0, stream, opcode, len(body)) + body)
+    _version, _flags, _stream, reply, length = struct.unpack(">BBhBi", read_exact(sock, 9))
+    data = read_exact(sock, length)
+    if reply == OP_ERROR:
+        (code,) = struct.unpack_from(">i", data, 0)
+        message, _ = read_string(data, 4)
+        raise ValueError(f"error 0x{code:04x}: {message}")
+    return reply, data
+
+
+def skip_type(data, pos):
+    """Skips one column type [option]; collections and UDTs carry nested types."""
+    (type_id,) = struct.unpack_from(">H", data, pos)
+    pos += 2
+    if type_id == 0x0000:  # custom: class name
+        _, pos = read_string(data, pos)
+    elif type_id in (0x0020, 0x0022):  # list, set
+        pos = skip_type(data, pos)
+    elif type_id == 0x0021:  # map
+        pos = skip_type(data, skip_type(data, pos))
+    elif type_id in (0x0030, 0x0031):
+        raise ValueError("unexpected UDT or tuple column in system.local")
+    return pos
+
+
+def release_version(host, port, timeout):
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        startup = struct.pack(">H", 1) + string("CQL_VERSION") + string("3.0.0")
+        reply, _ = request(sock, 1, OP_STARTUP, startup)
+        if reply != OP_READY:
+            raise ValueError(f"STARTUP answered with opcode 0x{reply:02x}, not READY (authentication on?)")
+        query = "SELECT release_version FROM system.local".encode()
+        body = struct.pack(">i", len(query)) + query + struct.pack(">HB", CONSISTENCY_ONE, 0)
+        reply, data = request(sock, 2, OP_QUERY, body)
+    if reply != OP_RESULT:
+        raise ValueError(f"QUERY answered with opcode 0x{reply:02x}")
+    kind, flags, columns = struct.unpack_from(">iii", data, 0)
+    if kind != 2:
+        raise ValueError(f"QUERY answered with result kind {kind}, not Rows")
+    pos = 12
+    if flags & 0x0002:  # has more pages: paging state [bytes]
+        (length,) = struct.unpack_from(">i", data, pos)
+        pos += 4 + max(length, 0)
+    if flags & 0x0004:  # no metadata
+        raise ValueError("the Rows result carries no metadata")
+    if flags & 0x0001:  # global table spec: keyspace, table once
+        _, pos = read_string(data, pos)
+        _, pos = read_string(data, pos)
+    for _ in range(columns):
+        if not flags & 0x0001:
+            _, pos = read_string(data, pos)
+            _, pos = read_string(data, pos)
+        _, pos = read_string(data, pos)
+        pos = skip_type(data, pos)
+    (rows,) = struct.unpack_from(">i", data, pos)
+    if rows < 1:
+        raise ValueError("system.local returned no row")
+    (length,) = struct.unpack_from(">i", data, pos + 4)
+    return data[pos + 8:pos + 8 + length].decode()
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
+        print("usage: scripts/cql_probe.py [HOST:PORT]   (default 127.0.0.1:59042)\n")
+        print(__doc__)
+        return 0
+    target = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:59042"
+    host, _, port = target.rpartition(":")
+    try:
+        version = release_version(host, int(port), 3.0)
+    except (OSError, ValueError, struct.error) as err:
+        print(f"cassandra at {target} did not answer CQL: {err}", file=sys.stderr)
+        return 1
+    print(f"Apache Cassandra {version}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
