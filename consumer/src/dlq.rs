@@ -126,7 +126,17 @@ pub struct DeadLetter {
 
 /// Reads the last `limit` dead letters of `topic` (from `<topic>.dlq`).
 pub fn read(bootstrap_servers: &str, topic: &str, limit: usize) -> anyhow::Result<Vec<DeadLetter>> {
-    let dlq = dlq_topic(topic);
+    read_dlq(bootstrap_servers, &dlq_topic(topic), limit)
+}
+
+/// Reads the last `limit` records of the dead-letter topic `dlq` itself (table-sink's
+/// `--dlq-topic` may name any topic).
+pub fn read_dlq(
+    bootstrap_servers: &str,
+    dlq: &str,
+    limit: usize,
+) -> anyhow::Result<Vec<DeadLetter>> {
+    let dlq = dlq.to_string();
     let consumer = kafka::base_consumer(bootstrap_servers)?;
     let (low, high) = match consumer.fetch_watermarks(&dlq, 0, kafka::METADATA_TIMEOUT) {
         Ok(marks) => marks,
@@ -180,11 +190,16 @@ pub fn read(bootstrap_servers: &str, topic: &str, limit: usize) -> anyhow::Resul
 
 /// `cargo run -p consumer -- dlq`: prints the dead letters of each topic.
 pub fn print(bootstrap_servers: &str, topics: &[String], limit: usize) -> anyhow::Result<()> {
-    for topic in topics {
-        let letters = read(bootstrap_servers, topic, limit)?;
+    let dlqs: Vec<String> = topics.iter().map(|t| dlq_topic(t)).collect();
+    print_dlqs(bootstrap_servers, &dlqs, limit)
+}
+
+/// Prints the dead letters of each dead-letter topic in `dlqs` (table-sink's `dlq` too).
+pub fn print_dlqs(bootstrap_servers: &str, dlqs: &[String], limit: usize) -> anyhow::Result<()> {
+    for dlq in dlqs {
+        let letters = read_dlq(bootstrap_servers, dlq, limit)?;
         println!(
-            "{}: {} dead letter(s) shown (at most {limit})",
-            dlq_topic(topic),
+            "{dlq}: {} dead letter(s) shown (at most {limit})",
             letters.len()
         );
         for letter in letters {

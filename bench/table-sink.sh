@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# bench/table-sink.sh: rows/s from a backlog of Debezium change events into PostgreSQL tables
+# with table-sink. A benchmark, not a test (but it checks the mirror is exact).
+#
+#   bench/table-sink.sh                   # 1M change events (JSON with schema), release build
+#   EVENTS=200000 BATCH_SIZE=5000 bench/table-sink.sh
+#
+# The backlog is consumer/examples/produce_synthetic.rs's order history (creates, updates,
+# cancels, deletes with tombstones, redelivered duplicates) on a topic of its own
+# (bench.table-sink.orders.<events>, filled once, reused). The final orders go to the database
+# playground_bench_sink_src (for the check), the mirror to playground_bench_sink (both
+# recreated each run); the playground database and topics are never touched.
+set -euo pipefail
+source "$(dirname "$0")/../scripts/lib.sh"
+case "${1:-}" in -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+(($# == 0)) || die "no arguments: set EVENTS, BATCH_SIZE, PROFILE"
+stop_if_dry_run "bench/table-sink.sh"
+cd "$ROOT"
+
+EVENTS=${EVENTS:-1000000}
+BATCH_SIZE=${BATCH_SIZE:-10000}
+PROFILE=${PROFILE:-release}
+KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_BOOTSTRAP_DEFAULT}
+TOPIC=bench.table-sink.orders.$EVENTS
+SOURCE_DB=playground_bench_sink_src
+MIRROR_DB=playground_bench_sink
+
+export PGPASSWORD=$PG_PASSWORD KAFKA_BOOTSTRAP_SERVERS
+url() { echo "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$1"; }
+psql_bench() { psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -v ON_ERROR_STOP=1 -Atq "$@"; }
+flag=()
+[[ $PROFILE == release ]] && flag=(--release)
+
+say "building ($PROFILE)"
+cargo build -q "${flag[@]}" -p table-sink
+cargo build -q --release -p consumer --example produce_synthetic
+cargo build -q -p db
+
+say "fresh databases $SOURCE_DB (the final orders, for the check) and $MIRROR_DB (the mirror)"
+for database in "$SOURCE_DB" "$MIRROR_DB"; do
+    psql_bench -d "$PG_DB" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" -c "CREATE DATABASE $database"
+done
+DATABASE_URL=$(url "$SOURCE_DB") cargo run -q -p db -- migrate >/dev/null
+
+say "filling $TOPIC (once) and writing the final orders"
+DATABASE_URL=$(url "$SOURCE_DB") target/release/examples/produce_synthetic \
+    --topic "$TOPIC" --events "$EVENTS" --write-orders
+
+say "table-sink: $TOPIC -> $MIRROR_DB.public.orders"
+log=$(mktemp)
+out=$(mktemp)
+/usr/bin/time -v "target/$PROFILE/table-sink" --topics "$TOPIC" --to "$(url "$MIRROR_DB")" \
+    --group-id bench-table-sink --schema-evolution basic --batch-size "$BATCH_SIZE" \
+    --until-caught-up 2>"$log" | tee "$out"
+summary=$(grep -E 'records/s$' "$out" | tail -1) || die "table-sink printed no summary; its log: $(tail -20 "$log")"
+records=$(awk '{print $1}' <<<"$summary")
+seconds=$(sed -E 's/.* in ([0-9.]+)s: .*/\1/' <<<"$summary")
+rate=$(sed -E 's/.*: ([0-9]+) records\/s$/\1/' <<<"$summary")
+rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
+cpu=$(awk -F': ' '/Percent of CPU this job got/ {print $2}' "$log")
+rm -f "$log" "$out"
+
+say "checking: the mirror equals the final orders (id, customer, status, total)"
+expected=$(psql_bench -d "$SOURCE_DB" -c "SELECT md5(string_agg(format('%s|%s|%s|%s', id, customer_id, status, total), ',' ORDER BY id)) FROM orders")
+actual=$(psql_bench -d "$MIRROR_DB" -c "SELECT md5(string_agg(format('%s|%s|%s|%s', id, customer_id, status, total), ',' ORDER BY id)) FROM public.orders")
+rows=$(psql_bench -d "$MIRROR_DB" -c "SELECT count(*) FROM public.orders")
+[[ $expected == "$actual" ]] || die "the mirror differs from the final orders"
+
+say "result (the mirror equals the final orders: $rows rows)"
+printf '| records | batch | seconds | records/s | peak RSS | CPU | profile | cores | load average |\n|---|---|---|---|---|---|---|---|---|\n'
+printf '| %s | %s | %s | %s | %s MiB | %s | %s | %s | %s |\n' \
+    "$records" "$BATCH_SIZE" "$seconds" "$rate" "$((rss_kb / 1024))" "$cpu" "$PROFILE" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
