@@ -184,8 +184,10 @@ pub struct SinkArgs {
     /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9104); off when unset.
     #[arg(long, env = "TABLE_SINK_METRICS_LISTEN", global = true)]
     pub metrics_listen: Option<std::net::SocketAddr>,
-    // The Cassandra target's flags (--ttl, --consistency, --auto-create, --partition-key,
-    // --clustering-key) go here, as `#[command(flatten)] pub cassandra: CassandraArgs`.
+    /// The Cassandra target's flags (--ttl, --consistency, --auto-create, --partition-key,
+    /// --clustering-key).
+    #[command(flatten)]
+    pub cassandra: crate::cassandra::CassandraArgs,
 }
 
 impl SinkArgs {

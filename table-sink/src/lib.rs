@@ -23,12 +23,15 @@
 //! - [`route`]: `--route REGEX=REPLACEMENT`, Kafka Connect's RegexRouter.
 //! - [`target`]: the [`target::Target`] trait a store implements, and who keeps the offsets.
 //! - [`postgres`]: the PostgreSQL target (plan, SQL, type map; offsets in the same transaction).
+//! - [`cassandra`]: the Cassandra target (type map, plan: batches per partition; offsets
+//!   committed to the Kafka group once Cassandra acknowledged the writes).
 //! - [`sink`]: the loop: poll, decode, route, write, dead-letter, retry.
 //! - [`dlq`]: the dead-letter topic (`table-sink dlq` lists it).
 //!
 //! Pure (values in, values out, unit-tested without servers): `change`, `decode`, `route`,
-//! `target`, `postgres::{plan, sql, types}`.
+//! `target`, `postgres::{plan, sql, types}`, `cassandra::{plan, types}`.
 
+pub mod cassandra;
 pub mod change;
 pub mod config;
 pub mod decode;
@@ -135,9 +138,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             sink::run(args, target).await?
         }
-        // The Cassandra target (table-sink/src/cassandra/) plugs in here.
-        TargetUrl::Cassandra(_) => {
-            anyhow::bail!("--to cassandra://: the Cassandra target is not in this build yet")
+        TargetUrl::Cassandra(url) => {
+            let options = cassandra::CassandraOptions::from_args(
+                &args.cassandra,
+                args.schema_evolution == config::SchemaEvolution::Basic,
+            );
+            let target = loop {
+                match cassandra::CassandraTarget::connect(&url, options.clone()).await {
+                    Ok(target) => break target,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot reach Cassandra: waiting and trying again");
+                        tokio::time::sleep(
+                            args.retry_backoff_max
+                                .min(std::time::Duration::from_secs(2)),
+                        )
+                        .await;
+                    }
+                }
+            };
+            sink::run(args, target).await?
         }
     };
     println!(
