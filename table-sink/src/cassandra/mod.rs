@@ -90,6 +90,7 @@ pub struct CassandraArgs {
 
 /// `--consistency`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
 pub enum ConsistencyLevel {
     One,
     Quorum,
@@ -490,5 +491,50 @@ fn classify_prepare(error: PrepareError, cql: &str, index: usize) -> TargetError
             }
         }
         _ => TargetError::unavailable(format!("Cassandra could not prepare `{cql}`: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn cassandra_flags_parse_with_their_defaults() {
+        let cli = crate::Cli::parse_from([
+            "table-sink",
+            "--topics",
+            "a",
+            "--to",
+            "cassandra://h:9042/ks",
+        ]);
+        assert_eq!(
+            cli.sink.cassandra.consistency,
+            ConsistencyLevel::LocalQuorum
+        );
+        assert_eq!(cli.sink.cassandra.ttl, None);
+        let cli = crate::Cli::parse_from([
+            "table-sink",
+            "--topics",
+            "a",
+            "--to",
+            "cassandra://h:9042/ks",
+            "--ttl",
+            "3600",
+            "--consistency",
+            "local_quorum",
+            "--auto-create",
+            "--partition-key",
+            "customer_id",
+            "--clustering-key",
+            "id",
+        ]);
+        let options = CassandraOptions::from_args(&cli.sink.cassandra, false);
+        assert_eq!(options.ttl, Some(3600));
+        assert!(options.auto_create);
+        assert_eq!(options.layout.partition_key, vec!["customer_id"]);
+        assert_eq!(options.layout.clustering_key, vec!["id"]);
+        assert!(crate::Cli::try_parse_from(["table-sink", "--consistency", "two"]).is_err());
     }
 }
