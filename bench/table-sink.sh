@@ -3,7 +3,7 @@
 # with table-sink. A benchmark, not a test (but it checks the mirror is exact).
 #
 #   bench/table-sink.sh                   # 1M change events (JSON with schema), release build
-#   EVENTS=200000 BATCH_SIZE=5000 bench/table-sink.sh
+#   EVENTS=200000 PROFILE=debug bench/table-sink.sh   (debug: our crates unoptimised, dependencies at -O2)
 #
 # The backlog is consumer/examples/produce_synthetic.rs's order history (creates, updates,
 # cancels, deletes with tombstones, redelivered duplicates) on a topic of its own
@@ -32,18 +32,17 @@ flag=()
 [[ $PROFILE == release ]] && flag=(--release)
 
 say "building ($PROFILE)"
-cargo build -q "${flag[@]}" -p table-sink
-cargo build -q --release -p consumer --example produce_synthetic
-cargo build -q -p db
+# One build for all three, so cargo unifies their features once (no rebuild of shared crates).
+cargo build -q "${flag[@]}" -p table-sink -p consumer -p db --bins --examples
 
 say "fresh databases $SOURCE_DB (the final orders, for the check) and $MIRROR_DB (the mirror)"
 for database in "$SOURCE_DB" "$MIRROR_DB"; do
     psql_bench -d "$PG_DB" -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" -c "CREATE DATABASE $database"
 done
-DATABASE_URL=$(url "$SOURCE_DB") cargo run -q -p db -- migrate >/dev/null
+DATABASE_URL=$(url "$SOURCE_DB") "target/$PROFILE/db" migrate >/dev/null
 
 say "filling $TOPIC (once) and writing the final orders"
-DATABASE_URL=$(url "$SOURCE_DB") target/release/examples/produce_synthetic \
+DATABASE_URL=$(url "$SOURCE_DB") "target/$PROFILE/examples/produce_synthetic" \
     --topic "$TOPIC" --events "$EVENTS" --write-orders
 
 say "table-sink: $TOPIC -> $MIRROR_DB.public.orders"

@@ -230,17 +230,29 @@ async fn the_mirror_equals_the_source_after_kills_and_follows_an_added_column() 
         rng = rng
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let wait = Duration::from_millis(400 + (rng >> 33) % 900);
-        tokio::time::sleep(wait).await;
+        let after_progress = Duration::from_millis(100 + (rng >> 33) % 700);
+        // Kill it while it writes: once it stored offsets beyond where it started, a bit later.
+        let before = stored_offsets(&mirror).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while stored_offsets(&mirror).await <= before {
+            assert!(Instant::now() < deadline, "the sink wrote nothing for 30 s");
+            assert!(
+                child.try_wait().expect("poll sink").is_none(),
+                "the sink stopped by itself"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(after_progress).await;
         assert!(
             child.try_wait().expect("poll sink").is_none(),
             "the sink stopped by itself"
         );
         child.kill().expect("kill -9");
         child.wait().expect("reap");
+        let wait = after_progress;
         kills += 1;
         eprintln!(
-            "kill {kills} after {wait:?}: {} offsets stored",
+            "kill {kills}, {wait:?} after its first batch: {} offsets stored",
             stored_offsets(&mirror).await
         );
         if kills == 2 {

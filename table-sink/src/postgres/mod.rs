@@ -119,6 +119,8 @@ impl PostgresTarget {
         let connect_options: sqlx::postgres::PgConnectOptions = url
             .parse()
             .map_err(|e| TargetError::unavailable(format!("--to is not a postgres URL: {e}")))?;
+        // No "already exists, skipping" notices in the log for every IF NOT EXISTS.
+        let connect_options = connect_options.options([("client_min_messages", "warning")]);
         let description = format!("postgres://{}", db::describe(url));
         let pool = PgPoolOptions::new()
             .max_connections(2)
@@ -449,7 +451,6 @@ impl Target for PostgresTarget {
     }
 
     async fn stored_offsets(&mut self, group_id: &str) -> Result<Vec<Position>, TargetError> {
-        self.ensure_offsets_table().await?;
         let rows = sqlx::query(
             "SELECT topic, partition, next_offset FROM table_sink_offsets WHERE group_id = $1",
         )
