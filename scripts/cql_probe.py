@@ -14,6 +14,7 @@ Wire format (native protocol v4, big-endian):
     RESULT  (0x08) body = int32 kind (2 = Rows), metadata, int32 rows, rows of [int32 len][bytes]
     ERROR   (0x00) body = int32 code, string message
 """
+import os
 import socket
 import struct
 import sys
@@ -114,6 +115,12 @@ def main():
         return 0
     target = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:59042"
     host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        print(f"usage: scripts/cql_probe.py [HOST:PORT], got {target!r}", file=sys.stderr)
+        return 1
+    if os.environ.get("SCRIPTS_DRY_RUN") == "1":  # like scripts/lib.sh's stop_if_dry_run
+        print(f"dry run: scripts/cql_probe.py {target}: arguments accepted, nothing done")
+        return 0
     try:
         version = release_version(host, int(port), 3.0)
     except (OSError, ValueError, struct.error) as err:
