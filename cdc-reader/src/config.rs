@@ -484,7 +484,7 @@ impl RecordOptionArgs {
 // ---- end of Debezium's value and record options --------------------------------------------
 
 /// The stack's schema registry (scripts/stack: Apicurio's Confluent API).
-pub const DEFAULT_SCHEMA_REGISTRY_URL: &str = "http://127.0.0.1:58081/apis/ccompat/v7";
+pub const DEFAULT_SCHEMA_REGISTRY_URL: &str = db::DEFAULT_SCHEMA_REGISTRY_URL;
 
 /// How records are written (`key.converter` / `value.converter`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

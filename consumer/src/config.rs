@@ -20,7 +20,7 @@ pub const DEFAULT_OUTBOX_TOPIC: &str = "outbox.event.order";
 /// The topic of the `order-events` stream processor.
 pub const DEFAULT_DOMAIN_TOPIC: &str = "orders.events.v1";
 /// The stack's schema registry (scripts/stack).
-pub const DEFAULT_SCHEMA_REGISTRY_URL: &str = "http://127.0.0.1:58081/apis/ccompat/v7";
+pub const DEFAULT_SCHEMA_REGISTRY_URL: &str = db::DEFAULT_SCHEMA_REGISTRY_URL;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
