@@ -29,7 +29,10 @@ fn spawn_reader(stack: &PrivateStack, name: &str, prefix: &str, url: &str) -> Ch
     let log = std::fs::File::create(stack.dir().join("reader.log")).expect("reader log");
     Command::new(env!("CARGO_BIN_EXE_cdc-reader"))
         .args(["--database-url", url])
-        .args(["--kafka-bootstrap-servers", &stack.kafka_bootstrap_servers()])
+        .args([
+            "--kafka-bootstrap-servers",
+            &stack.kafka_bootstrap_servers(),
+        ])
         .args(["--slot-name", &slot_name(name)])
         .args(["--publication-name", &format!("{name}_pub")])
         .args(["--topic-prefix", prefix, "--status-interval", "200ms"])
@@ -144,17 +147,27 @@ async fn losing_brokers_loses_nothing() {
     let applied_before = stored(&pool).await;
     let confirmed_before = confirmed_flush_lsn(&pool, &slot).await;
     tokio::task::block_in_place(|| stack.kill_broker(leader));
-    eprintln!("killed broker {leader} (leader of {topic}/0) at {:?}", started.elapsed());
-    wait_until("the reader confirms with two brokers", Duration::from_secs(40), || async {
-        confirmed_flush_lsn(&pool, &slot).await > confirmed_before
-    })
+    eprintln!(
+        "killed broker {leader} (leader of {topic}/0) at {:?}",
+        started.elapsed()
+    );
+    wait_until(
+        "the reader confirms with two brokers",
+        Duration::from_secs(40),
+        || async { confirmed_flush_lsn(&pool, &slot).await > confirmed_before },
+    )
     .await;
-    wait_until("the consumer follows the new leaders", Duration::from_secs(40), || async {
-        stored(&pool).await > applied_before + 200
-    })
+    wait_until(
+        "the consumer follows the new leaders",
+        Duration::from_secs(40),
+        || async { stored(&pool).await > applied_before + 200 },
+    )
     .await;
     let new_leader = leader_of(&bootstrap, &topic, 0);
-    assert!(new_leader.is_some_and(|l| l as u16 != leader), "partition 0 got a new leader: {new_leader:?}");
+    assert!(
+        new_leader.is_some_and(|l| l as u16 != leader),
+        "partition 0 got a new leader: {new_leader:?}"
+    );
     tokio::task::block_in_place(|| stack.start_broker(leader));
     eprintln!("broker {leader} back at {:?}", started.elapsed());
 
@@ -175,18 +188,26 @@ async fn losing_brokers_loses_nothing() {
         confirmed_during, confirmed_at_outage,
         "the slot moved although Kafka could not acknowledge"
     );
-    assert!(confirmed_during < written, "the changes written meanwhile are not confirmed");
+    assert!(
+        confirmed_during < written,
+        "the changes written meanwhile are not confirmed"
+    );
     let log = std::fs::read_to_string(stack.dir().join("reader.log")).unwrap_or_default();
     assert!(
         log.contains("min.insync.replicas"),
         "the reader's log does not say why it waits:\n{log}"
     );
-    assert!(reader.try_wait().expect("poll reader").is_none(), "the reader waits instead of exiting");
+    assert!(
+        reader.try_wait().expect("poll reader").is_none(),
+        "the reader waits instead of exiting"
+    );
     tokio::task::block_in_place(|| stack.start_broker(down[0]));
     eprintln!("broker {} back at {:?}", down[0], started.elapsed());
-    wait_until("the reader resumes confirming", Duration::from_secs(60), || async {
-        confirmed_flush_lsn(&pool, &slot).await > written
-    })
+    wait_until(
+        "the reader resumes confirming",
+        Duration::from_secs(60),
+        || async { confirmed_flush_lsn(&pool, &slot).await > written },
+    )
     .await;
     tokio::task::block_in_place(|| stack.start_broker(down[1]));
 
@@ -194,15 +215,19 @@ async fn losing_brokers_loses_nothing() {
     stop_writing.store(true, Ordering::Relaxed);
     writer.await.expect("writer");
     let end = current_wal_lsn(&pool).await.0;
-    wait_until("the reader confirms everything", Duration::from_secs(60), || async {
-        confirmed_flush_lsn(&pool, &slot).await >= end
-    })
+    wait_until(
+        "the reader confirms everything",
+        Duration::from_secs(60),
+        || async { confirmed_flush_lsn(&pool, &slot).await >= end },
+    )
     .await;
     follower.abort();
     let _ = follower.await;
     let mut last = cli.consumer.clone();
     last.until_caught_up = true;
-    let summary = consumer::consume(&url, &last).await.expect("final consumer run");
+    let summary = consumer::consume(&url, &last)
+        .await
+        .expect("final consumer run");
     eprintln!("final run: {summary:?} at {:?}", started.elapsed());
     let differences: Vec<String> = sqlx::query_scalar(
         "WITH oracle AS (SELECT customer_id, count(*) AS order_count, sum(total) AS total_amount FROM orders GROUP BY customer_id), \

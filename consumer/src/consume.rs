@@ -560,7 +560,8 @@ fn caught_up(
 /// Commits the offsets to the Kafka group too, for `kafka-consumer-groups --describe` only.
 pub(crate) fn commit_to_kafka<X: ConsumerContext + 'static>(
     consumer: &StreamConsumer<X>,
-    next_offsets: &BTreeMap<TopicPartition, i64>) {
+    next_offsets: &BTreeMap<TopicPartition, i64>,
+) {
     let mut list = TopicPartitionList::new();
     for ((topic, partition), next) in next_offsets {
         if list

@@ -100,13 +100,17 @@ struct AssignmentState {
 
 impl Assignment {
     fn lock(&self) -> MutexGuard<'_, AssignmentState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Partitions now owned, starting at their stored offsets.
     pub fn assigned(&self, offsets: &BTreeMap<TopicPartition, i64>) {
         let mut state = self.lock();
-        state.owned.extend(offsets.iter().map(|(tp, o)| (tp.clone(), *o)));
+        state
+            .owned
+            .extend(offsets.iter().map(|(tp, o)| (tp.clone(), *o)));
         state.generation += 1;
     }
 
@@ -196,7 +200,10 @@ impl Assignment {
 
     /// Right before a batch's COMMIT: fails when one of its partitions was revoked since,
     /// else marks them committing (a revocation then waits for [`Assignment::end_commit`]).
-    pub fn begin_commit(&self, partitions: &BTreeSet<TopicPartition>) -> Result<(), GroupFenceError> {
+    pub fn begin_commit(
+        &self,
+        partitions: &BTreeSet<TopicPartition>,
+    ) -> Result<(), GroupFenceError> {
         let mut state = self.lock();
         if let Some(tp) = partitions.iter().find(|tp| !state.owned.contains_key(*tp)) {
             return Err(GroupFenceError::Revoked(tp.0.clone(), tp.1));
@@ -214,10 +221,9 @@ impl Assignment {
         let mut state = self.lock();
         for tp in partitions {
             state.committing.remove(tp);
-            if let (Some(next), Some(expected)) = (
-                committed.and_then(|c| c.get(tp)),
-                state.owned.get_mut(tp),
-            ) {
+            if let (Some(next), Some(expected)) =
+                (committed.and_then(|c| c.get(tp)), state.owned.get_mut(tp))
+            {
                 *expected = *next;
             }
         }
@@ -363,8 +369,9 @@ impl ConsumerContext for GroupContext {
                     if let Err(error) =
                         tpl.set_partition_offset(topic, *partition, Offset::Offset(*next))
                     {
-                        self.assignment
-                            .fail(format!("cannot set the start of {topic}/{partition}: {error}"));
+                        self.assignment.fail(format!(
+                            "cannot set the start of {topic}/{partition}: {error}"
+                        ));
                     }
                 }
                 self.assignment.assigned(&offsets);
@@ -391,7 +398,11 @@ impl ConsumerContext for GroupContext {
                         .map(|(t, p)| format!("{t}/{p}"))
                         .collect::<Vec<_>>()
                         .join(", "),
-                    if waited { " after its batch committed" } else { "" }
+                    if waited {
+                        " after its batch committed"
+                    } else {
+                        ""
+                    }
                 );
             }
             other => {
@@ -408,9 +419,12 @@ fn seek_to_expected(
     assignment: &Assignment,
 ) -> anyhow::Result<()> {
     for ((topic, partition), expected) in assignment.owned() {
-        if let Err(error) =
-            consumer.seek(&topic, partition, Offset::Offset(expected), Duration::from_secs(5))
-        {
+        if let Err(error) = consumer.seek(
+            &topic,
+            partition,
+            Offset::Offset(expected),
+            Duration::from_secs(5),
+        ) {
             // A partition assigned a moment ago is not fetching yet, and starts at the
             // expected offset anyway.
             tracing::debug!("seek {topic}/{partition} to {expected}: {error}");
@@ -476,7 +490,12 @@ pub(crate) async fn session(
         .map_err(setting_up)?;
     let ends = run
         .ends
-        .get_or_insert_with(|| marks.iter().map(|(tp, (_, high))| (tp.clone(), *high)).collect())
+        .get_or_insert_with(|| {
+            marks
+                .iter()
+                .map(|(tp, (_, high))| (tp.clone(), *high))
+                .collect()
+        })
         .clone();
     let stored = offsets::load(pool, &consumer_name, &topics)
         .await
@@ -484,7 +503,9 @@ pub(crate) async fn session(
         .map_err(setting_up)?;
     let to_read: u64 = marks
         .iter()
-        .map(|(tp, (low, high))| (high - stored.get(tp).copied().unwrap_or(0).max(*low)).max(0) as u64)
+        .map(|(tp, (low, high))| {
+            (high - stored.get(tp).copied().unwrap_or(0).max(*low)).max(0) as u64
+        })
         .sum();
     tracing::info!(
         "consumer {consumer_name} (group mode, pid {}): joining the group for {topics:?} ({} partitions, {to_read} record(s) behind)",
@@ -530,7 +551,9 @@ pub(crate) async fn session(
         };
         let (batch, dropped) = assignment.keep(batch);
         if dropped > 0 {
-            tracing::debug!("dropped {dropped} record(s) of partitions not owned or applied already");
+            tracing::debug!(
+                "dropped {dropped} record(s) of partitions not owned or applied already"
+            );
         }
         if batch.is_empty() {
             if args.until_caught_up && last_check.elapsed() > Duration::from_millis(300) {
@@ -568,7 +591,9 @@ pub(crate) async fn session(
         let done = match done {
             Ok(done) => done,
             Err(error) => {
-                let Some(fence) = error.chain().find_map(|c| c.downcast_ref::<GroupFenceError>())
+                let Some(fence) = error
+                    .chain()
+                    .find_map(|c| c.downcast_ref::<GroupFenceError>())
                 else {
                     return Err(applying(error));
                 };
@@ -579,10 +604,11 @@ pub(crate) async fn session(
                     } => {
                         tracing::warn!("{fence}");
                         let tp = (topic.clone(), *partition);
-                        let stored = claim_offset_rows(pool, &consumer_name, std::slice::from_ref(&tp))
-                            .await
-                            .context("cannot reload the stored offset")
-                            .map_err(applying)?;
+                        let stored =
+                            claim_offset_rows(pool, &consumer_name, std::slice::from_ref(&tp))
+                                .await
+                                .context("cannot reload the stored offset")
+                                .map_err(applying)?;
                         if let Some(next_offset) = stored.get(&tp) {
                             assignment.set_expected(&tp, *next_offset);
                         }
@@ -606,7 +632,10 @@ pub(crate) async fn session(
         commit_to_kafka(&consumer, &done.next_offsets);
         progress.inc(done.records);
         if done.dead_letters > 0 {
-            tracing::warn!("{} record(s) sent to the dead-letter topic", done.dead_letters);
+            tracing::warn!(
+                "{} record(s) sent to the dead-letter topic",
+                done.dead_letters
+            );
         }
         if !args.until_caught_up && run.last_log.elapsed() > Duration::from_secs(10) {
             tracing::info!(
@@ -637,7 +666,12 @@ mod tests {
         let moved = BTreeMap::from([(tp(0), 10), (tp(1), 25)]);
         assert!(matches!(
             verdict(&expected, &moved),
-            Err(GroupFenceError::Moved { partition: 1, expected: 20, stored: Some(25), .. })
+            Err(GroupFenceError::Moved {
+                partition: 1,
+                expected: 20,
+                stored: Some(25),
+                ..
+            })
         ));
         let forgotten = BTreeMap::from([(tp(0), 10)]);
         assert!(matches!(

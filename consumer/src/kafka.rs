@@ -97,7 +97,10 @@ pub fn producer(bootstrap_servers: &str) -> anyhow::Result<FutureProducer> {
 }
 
 /// The partitions of `topic`, or an error naming what to start when it does not exist.
-pub fn partitions<C: Consumer<X>, X: ConsumerContext>(consumer: &C, topic: &str) -> anyhow::Result<Vec<i32>> {
+pub fn partitions<C: Consumer<X>, X: ConsumerContext>(
+    consumer: &C,
+    topic: &str,
+) -> anyhow::Result<Vec<i32>> {
     let metadata = consumer
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
         .with_context(|| {

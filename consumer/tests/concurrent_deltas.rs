@@ -153,11 +153,16 @@ async fn sorted_deltas_never_deadlock_and_all_land() {
         assert_eq!(count, 1000 + control + n, "customer {customer}");
         let cents = 2 + 250 * n; // the sorted pair added 1 cent twice to 1 and 2
         let want = if customer <= 2 { cents } else { 250 * n };
-        assert_eq!(amount, format!("{:.2}", want as f64 / 100.0), "customer {customer}");
+        assert_eq!(
+            amount,
+            format!("{:.2}", want as f64 / 100.0),
+            "customer {customer}"
+        );
     }
-    let new: (i64,) = sqlx::query_as("SELECT order_count FROM order_status_totals WHERE status = 'NEW'")
-        .fetch_one(&pool)
-        .await
-        .expect("status row");
+    let new: (i64,) =
+        sqlx::query_as("SELECT order_count FROM order_status_totals WHERE status = 'NEW'")
+            .fetch_one(&pool)
+            .await
+            .expect("status row");
     assert_eq!(new.0, (WRITERS * BATCHES) as i64);
 }

@@ -13,7 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use projections::synthetic::{debezium_records, random_history, with_redeliveries, Record, SplitMix64};
+use projections::synthetic::{
+    debezium_records, random_history, with_redeliveries, Record, SplitMix64,
+};
 use sqlx::PgPool;
 
 fn spawn_member(url: &str, topic: &str, until_caught_up: bool) -> Child {
@@ -26,7 +28,10 @@ fn spawn_member(url: &str, topic: &str, until_caught_up: bool) -> Child {
         .env("CONSUMER_BATCH_SIZE", "200")
         .env("CONSUMER_BATCH_TIMEOUT", "50ms")
         .env("CONSUMER_UNTIL_CAUGHT_UP", until_caught_up.to_string())
-        .env("RUST_LOG", std::env::var("GROUP_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("GROUP_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(if std::env::var("GROUP_TEST_LOG").is_ok() {
             Stdio::inherit()
@@ -38,11 +43,13 @@ fn spawn_member(url: &str, topic: &str, until_caught_up: bool) -> Child {
 }
 
 async fn stored_records(pool: &PgPool, consumer: &str) -> i64 {
-    sqlx::query_scalar("SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_offsets WHERE consumer = $1")
-        .bind(consumer)
-        .fetch_one(pool)
-        .await
-        .expect("read offsets")
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(next_offset), 0)::bigint FROM consumer_offsets WHERE consumer = $1",
+    )
+    .bind(consumer)
+    .fetch_one(pool)
+    .await
+    .expect("read offsets")
 }
 
 /// Per partition: overlapping ranges, and gaps, in the batch log (both must be empty).
@@ -117,7 +124,10 @@ async fn kill_9_group_members_while_records_arrive() {
                 assert!(status.success(), "a finishing member failed: {status}");
                 break;
             }
-            assert!(Instant::now() < deadline, "the group did not catch up in time");
+            assert!(
+                Instant::now() < deadline,
+                "the group did not catch up in time"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -138,9 +148,10 @@ async fn kill_9_group_members_while_records_arrive() {
     .expect("batch log");
     assert_eq!(starts, 6, "every partition's log starts at offset 0");
     assert_eq!(applied, records.len() as i64, "each record applied once");
-    let writers: i64 = sqlx::query_scalar("SELECT count(DISTINCT writer_epoch) FROM projection_batches")
-        .fetch_one(&pool)
-        .await
-        .expect("writers");
+    let writers: i64 =
+        sqlx::query_scalar("SELECT count(DISTINCT writer_epoch) FROM projection_batches")
+            .fetch_one(&pool)
+            .await
+            .expect("writers");
     assert!(writers >= 4, "only {writers} members applied batches");
 }
