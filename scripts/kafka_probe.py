@@ -4,6 +4,9 @@
 scripts/stack uses this to know that the broker really answers, before any Rust is built.
 It sends one MetadataRequest v4 (the oldest version Kafka 4.x still accepts) for all topics and
 prints the brokers and the cluster id. Exit 0 when the broker answered, 1 otherwise.
+HOST:PORT may be a comma-separated list (a three-broker stack): the first that answers counts.
+With `--partitions REGEX`, it prints, for each topic matching REGEX, each partition's leader,
+replicas and in-sync replicas instead (scripts/stack status with three brokers).
 
 Wire format (big-endian):
     request  = int32 size, int16 api_key(3), int16 api_version(4), int32 correlation_id,
@@ -12,6 +15,7 @@ Wire format (big-endian):
                int32 n_brokers, n * (int32 node_id, string host, int32 port, nullable string rack),
                nullable string cluster_id, int32 controller_id, ...
 """
+import re
 import socket
 import struct
 import sys
@@ -55,7 +59,29 @@ def probe(host, port, timeout):
         _rack, pos = read_string(data, pos + 4)
         brokers.append(f"node {node_id} at {host_name}:{broker_port}")
     cluster_id, pos = read_string(data, pos)
-    return brokers, cluster_id
+    pos += 4  # controller_id
+    (n_topics,) = struct.unpack_from(">i", data, pos)
+    pos += 4
+    topics = []
+    for _ in range(n_topics):
+        (_error,) = struct.unpack_from(">h", data, pos)
+        name, pos = read_string(data, pos + 2)
+        pos += 1  # is_internal
+        (n_partitions,) = struct.unpack_from(">i", data, pos)
+        pos += 4
+        partitions = []
+        for _ in range(n_partitions):
+            _perr, index, leader = struct.unpack_from(">hii", data, pos)
+            pos += 10
+            lists = []
+            for _ in range(2):  # replicas, isr
+                (count,) = struct.unpack_from(">i", data, pos)
+                pos += 4
+                lists.append(list(struct.unpack_from(f">{count}i", data, pos)))
+                pos += 4 * count
+            partitions.append((index, leader, lists[0], lists[1]))
+        topics.append((name, sorted(partitions)))
+    return brokers, cluster_id, sorted(topics)
 
 
 def main():
@@ -63,13 +89,32 @@ def main():
         print("usage: scripts/kafka_probe.py [HOST:PORT]   (default 127.0.0.1:59092)\n")
         print(__doc__)
         return 0
-    target = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:59092"
-    host, _, port = target.rpartition(":")
-    try:
-        brokers, cluster_id = probe(host, int(port), 3.0)
-    except (OSError, ValueError, struct.error) as err:
-        print(f"kafka at {target} did not answer a metadata request: {err}", file=sys.stderr)
+    args = sys.argv[1:]
+    pattern = None
+    if "--partitions" in args:
+        at = args.index("--partitions")
+        pattern = re.compile(args[at + 1] if at + 1 < len(args) else ".")
+        del args[at:at + 2]
+    target = args[0] if args else "127.0.0.1:59092"
+    answer, errors = None, []
+    for one in target.split(","):
+        host, _, port = one.rpartition(":")
+        try:
+            answer = probe(host, int(port), 3.0)
+            break
+        except (OSError, ValueError, struct.error) as err:
+            errors.append(f"{one}: {err}")
+    if answer is None:
+        print(f"kafka at {target} did not answer a metadata request: {'; '.join(errors)}", file=sys.stderr)
         return 1
+    brokers, cluster_id, topics = answer
+    if pattern is not None:
+        for name, partitions in topics:
+            if name.startswith("__") or not pattern.search(name):
+                continue
+            for index, leader, replicas, isr in partitions:
+                print(f"{name}/{index}: leader {leader}, replicas {replicas}, in sync {isr}")
+        return 0
     if not brokers:
         print(f"kafka at {target} answered but lists no broker yet", file=sys.stderr)
         return 1

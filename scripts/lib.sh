@@ -27,7 +27,21 @@ CASSANDRA_JMX_PORT=${CASSANDRA_JMX_PORT:-$((CASSANDRA_PORT + 3))}
 CASSANDRA_VERSION=5.0.6
 
 DATABASE_URL_DEFAULT="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB"
-KAFKA_BOOTSTRAP_DEFAULT="127.0.0.1:$KAFKA_PORT"
+# `scripts/stack up --brokers 3` runs three Kafka brokers (remembered in $PLAY/brokers): broker N
+# listens on KAFKA_PORT + 2(N-1), its controller on KAFKA_CONTROLLER_PORT + 2(N-1).
+kafka_brokers() {
+  if [[ -n ${KAFKA_BROKERS:-} ]]; then echo "$KAFKA_BROKERS"
+  elif [[ -f $PLAY/brokers ]]; then cat "$PLAY/brokers"
+  else echo 1; fi
+}
+broker_port() { echo $((KAFKA_PORT + 2 * ($1 - 1))); }
+broker_controller_port() { echo $((KAFKA_CONTROLLER_PORT + 2 * ($1 - 1))); }
+kafka_bootstrap_servers() {
+  local n out=""
+  for n in $(seq 1 "$(kafka_brokers)"); do out+="${out:+,}127.0.0.1:$(broker_port "$n")"; done
+  echo "$out"
+}
+KAFKA_BOOTSTRAP_DEFAULT=$(kafka_bootstrap_servers)
 # The base URL a Confluent client is given (Apicurio's Confluent-compatible API).
 SCHEMA_REGISTRY_URL_DEFAULT="http://127.0.0.1:$SCHEMA_REGISTRY_PORT/apis/ccompat/v7"
 CASSANDRA_CONTACT_POINTS_DEFAULT="127.0.0.1:$CASSANDRA_PORT"

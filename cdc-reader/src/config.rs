@@ -87,8 +87,10 @@ pub struct ReaderArgs {
     #[arg(long, env = "CDC_TOPIC_PARTITIONS", default_value_t = 1)]
     pub topic_partitions: i32,
 
-    /// Replication factor for topics the reader creates.
-    #[arg(long, env = "CDC_TOPIC_REPLICATION_FACTOR", default_value_t = 1)]
+    /// Replication factor for topics the reader creates; -1: the brokers' own
+    /// `default.replication.factor` (1 on the single-broker stack, 3 with `scripts/stack up
+    /// --brokers 3`).
+    #[arg(long, env = "CDC_TOPIC_REPLICATION_FACTOR", default_value_t = -1, allow_negative_numbers = true)]
     pub topic_replication_factor: i32,
 
     /// Kafka producer compression (none, gzip, snappy, lz4, zstd).
@@ -484,7 +486,7 @@ impl RecordOptionArgs {
 // ---- end of Debezium's value and record options --------------------------------------------
 
 /// The stack's schema registry (scripts/stack: Apicurio's Confluent API).
-pub const DEFAULT_SCHEMA_REGISTRY_URL: &str = "http://127.0.0.1:58081/apis/ccompat/v7";
+pub const DEFAULT_SCHEMA_REGISTRY_URL: &str = db::DEFAULT_SCHEMA_REGISTRY_URL;
 
 /// How records are written (`key.converter` / `value.converter`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -125,7 +125,13 @@ pub struct Stream<'a, S: Sink> {
     commit_clock: crate::metrics::CommitClock,
     /// `--signal-data-collection`: incremental snapshots while streaming (see `incremental`).
     incremental: Option<IncrementalSnapshots>,
+    /// When Kafka last acknowledged a record, and when the reader last said it waits for one.
+    last_ack: Instant,
+    last_ack_warning: Instant,
 }
+
+/// How long records may wait for Kafka's acknowledgement before the log says so.
+const ACKS_OVERDUE: Duration = Duration::from_secs(10);
 
 impl<'a, S: Sink> Stream<'a, S> {
     pub fn new(
@@ -157,6 +163,8 @@ impl<'a, S: Sink> Stream<'a, S> {
             table_names: std::collections::HashMap::new(),
             commit_clock: crate::metrics::CommitClock::default(),
             incremental: None,
+            last_ack: Instant::now(),
+            last_ack_warning: Instant::now(),
         }
     }
 
@@ -342,6 +350,7 @@ impl<'a, S: Sink> Stream<'a, S> {
     }
 
     fn handle_ack(&mut self, ack: Ack) -> Result<(), ReaderError> {
+        self.last_ack = Instant::now();
         self.take_ack(ack)?;
         // Drain whatever else is ready in one go.
         while let Ok(more) = self.acks.try_recv() {
@@ -689,6 +698,23 @@ impl<'a, S: Sink> Stream<'a, S> {
     /// decoding got, which `DeliveryTracker::idle` then confirms, so WAL written only to
     /// uncaptured tables is released (the slot does not pin it) and `--until-lsn` ends promptly.
     async fn on_status_tick(&mut self) -> Result<(), ReaderError> {
+        let in_flight = self.tracker.records_in_flight();
+        if in_flight == 0 {
+            // Nothing to wait for counts as fresh.
+            self.last_ack = Instant::now();
+        } else if self.last_ack.elapsed() > ACKS_OVERDUE
+            && self.last_ack_warning.elapsed() > ACKS_OVERDUE
+        {
+            // acks=all: a partition with fewer in-sync replicas than min.insync.replicas
+            // (brokers down) refuses writes; librdkafka retries them without end.
+            tracing::warn!(
+                in_flight,
+                confirmed = %self.tracker.confirmed(),
+                "Kafka has acknowledged nothing for {:.0?}: brokers are down or a partition has fewer in-sync replicas than min.insync.replicas (acks=all); waiting, confirming nothing past the unacknowledged records",
+                self.last_ack.elapsed()
+            );
+            self.last_ack_warning = Instant::now();
+        }
         let silent_for = self.last_frame.max(self.reading_resumed).elapsed();
         if silent_for >= self.settings.connection_timeout {
             return Err(ConnectionError::Timeout(format!(

@@ -4,13 +4,24 @@
 //! records ──decode──> changes + tombstones + poison
 //!    poison ──> <topic>.dlq (awaited: acknowledged before the commit below)
 //!    BEGIN
-//!      check that this consumer still is the projection writer (projection_writer FOR SHARE)
+//!      single writer: check that this consumer still is the projection writer (projection_writer FOR SHARE)
+//!      group member:  lock the batch's consumer_offsets rows (FOR UPDATE, sorted) and check each
+//!                     still holds the offset this batch starts from ([`crate::group`])
 //!      load the touched orders' states (from the cache, else selected) and seen outbox ids
 //!      fold (pure: projections::BatchFold)
 //!      write states, order_totals, order_status_totals deltas
 //!      write consumer_offsets = last offset + 1 per partition; log the ranges with the epoch
+//!    (group member: give up here if Kafka revoked one of the partitions meanwhile)
 //!    COMMIT
 //! ```
+//!
+//! Several group members add deltas to the same `order_totals` and `order_status_totals` rows
+//! at once. Every transaction takes its row locks in one global order (offset rows sorted by
+//! topic and partition, then `order_totals` by customer, then `order_status_totals` by status:
+//! the deltas are written sorted), so two batches wait for each other but cannot deadlock.
+//! Should PostgreSQL still report a deadlock (40P01) or a serialization failure (40001), the
+//! batch is rolled back and applied again from the start, a few times, before the failure
+//! ends the session ([`Applier::apply`]).
 //!
 //! A kill at any point before COMMIT leaves the database as it was: the batch is read again
 //! from the stored offsets. A kill after COMMIT leaves the batch applied AND its offsets
@@ -19,13 +30,16 @@
 //! headers name the original offset, which tells the copies apart. A replay reads the poison
 //! records again, and sends them again.)
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use projections::{BatchFold, Position};
 use sqlx::PgPool;
 
 use crate::dlq::DeadLetters;
+use crate::group::{self, Assignment};
 use crate::kafka::TopicPartition;
 use crate::projection_writer::{self, Fence};
 use crate::record::{BatchRecord, Outcome};
@@ -51,30 +65,86 @@ pub struct Applier {
     pub dead_letters: DeadLetters,
     pub cache: StateCache,
     pub consumer: String,
-    /// This writer's claim, checked in every batch's transaction.
-    pub fence: Fence,
+    /// Who writes: checked in every batch's transaction.
+    pub writer: Writer,
     /// Batches applied so far (every 1000th also prunes the batch log).
     pub batches: u64,
+    /// Batches applied again after a deadlock or serialization failure.
+    pub conflict_retries: u64,
+}
+
+/// Who may write a batch, and what its transaction checks.
+#[derive(Clone)]
+pub enum Writer {
+    /// The only writer ([`crate::projection_writer`]): its claim.
+    Single(Fence),
+    /// A member of a consumer group ([`crate::group`]): the partitions Kafka assigned it,
+    /// each with the stored offset its next batch must start from.
+    Group(Arc<Assignment>),
+}
+
+impl Writer {
+    /// What `projection_batches.writer_epoch` records: the claim's epoch, or a group
+    /// member's process id.
+    fn epoch(&self) -> i64 {
+        match self {
+            Writer::Single(fence) => fence.epoch,
+            Writer::Group(_) => i64::from(std::process::id()),
+        }
+    }
+}
+
+/// How often a batch is applied again after a deadlock or a serialization failure.
+pub const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// Whether `error` is a deadlock (40P01) or a serialization failure (40001): the batch may
+/// simply be applied again.
+pub fn is_conflict(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let database = match cause.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(database)) => Some(database),
+            _ => match cause.downcast_ref::<group::GroupFenceError>() {
+                Some(group::GroupFenceError::Database(sqlx::Error::Database(database))) => {
+                    Some(database)
+                }
+                _ => None,
+            },
+        };
+        database
+            .and_then(|d| d.code())
+            .is_some_and(|code| code == "40P01" || code == "40001")
+    })
 }
 
 impl Applier {
     /// Applies `records` (in the order read) in one transaction, with their offsets.
     pub async fn apply(&mut self, records: &[BatchRecord]) -> anyhow::Result<BatchSummary> {
         self.batches += 1;
-        let result = apply_batch(
-            &self.pool,
-            &self.dead_letters,
-            &mut self.cache,
-            &self.consumer,
-            &self.fence,
-            self.batches.is_multiple_of(1000),
-            records,
-        )
-        .await;
-        if result.is_err() {
-            self.cache.forget_all();
+        let mut attempt = 1;
+        loop {
+            let result = apply_batch(
+                &self.pool,
+                &self.dead_letters,
+                &mut self.cache,
+                &self.consumer,
+                &self.writer,
+                self.batches.is_multiple_of(1000),
+                records,
+            )
+            .await;
+            if result.is_err() {
+                self.cache.forget_all();
+            }
+            match result {
+                Err(error) if attempt < CONFLICT_ATTEMPTS && is_conflict(&error) => {
+                    self.conflict_retries += 1;
+                    tracing::warn!("{error:#}; applying the batch again (attempt {attempt} of {CONFLICT_ATTEMPTS} failed)");
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
         }
-        result
     }
 }
 
@@ -84,7 +154,7 @@ pub async fn apply_batch(
     dead_letters: &DeadLetters,
     cache: &mut StateCache,
     consumer: &str,
-    fence: &Fence,
+    writer: &Writer,
     prune_log: bool,
     records: &[BatchRecord],
 ) -> anyhow::Result<BatchSummary> {
@@ -126,8 +196,15 @@ pub async fn apply_batch(
         summary.dead_letters = poison.len() as u64;
     }
 
+    let partitions: BTreeSet<TopicPartition> = first_offsets.keys().cloned().collect();
     let mut tx = pool.begin().await.context("cannot start a transaction")?;
-    projection_writer::check(&mut tx, fence).await?;
+    match writer {
+        Writer::Single(fence) => projection_writer::check(&mut tx, fence).await?,
+        Writer::Group(assignment) => {
+            let expected = assignment.expected_offsets(&partitions)?;
+            group::check_offsets(&mut tx, consumer, &expected).await?;
+        }
+    }
     let (mut states, missing) = cache.take(&order_ids);
     if !missing.is_empty() {
         let stored = store::load_states(&mut tx, &missing)
@@ -166,7 +243,7 @@ pub async fn apply_batch(
             Some((tp, (first, next)))
         })
         .collect();
-    offsets::log_batch(&mut tx, consumer, &ranges, fence.epoch)
+    offsets::log_batch(&mut tx, consumer, &ranges, writer.epoch())
         .await
         .context("cannot log the batch")?;
     if prune_log {
@@ -174,7 +251,23 @@ pub async fn apply_batch(
             .await
             .context("cannot prune the batch log")?;
     }
-    tx.commit().await.context("cannot commit the batch")?;
+    match writer {
+        Writer::Single(_) => tx.commit().await.context("cannot commit the batch")?,
+        Writer::Group(assignment) => {
+            // Kafka may have revoked a partition while the batch was written: then it is
+            // abandoned here; else a revocation waits until this COMMIT is over.
+            if let Err(revoked) = assignment.begin_commit(&partitions) {
+                let _ = tx.rollback().await;
+                return Err(revoked.into());
+            }
+            let committed = tx.commit().await;
+            assignment.end_commit(
+                &partitions,
+                committed.is_ok().then_some(&summary.next_offsets),
+            );
+            committed.context("cannot commit the batch")?;
+        }
+    }
     cache.remember(fold.into_states());
     let commits: Vec<i64> = records.iter().filter_map(|r| r.source_commit_us).collect();
     crate::metrics::batch_committed(&summary, started.elapsed(), &commits);

@@ -20,7 +20,7 @@ pub const DEFAULT_OUTBOX_TOPIC: &str = "outbox.event.order";
 /// The topic of the `order-events` stream processor.
 pub const DEFAULT_DOMAIN_TOPIC: &str = "orders.events.v1";
 /// The stack's schema registry (scripts/stack).
-pub const DEFAULT_SCHEMA_REGISTRY_URL: &str = "http://127.0.0.1:58081/apis/ccompat/v7";
+pub const DEFAULT_SCHEMA_REGISTRY_URL: &str = db::DEFAULT_SCHEMA_REGISTRY_URL;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -102,6 +102,13 @@ pub struct ConsumerArgs {
     #[arg(long, env = "CONSUMER_REPLAY", global = true)]
     pub replay: bool,
 
+    /// Share the partitions with every other consumer of the same `--group-id` through Kafka's
+    /// group protocol (cooperative-sticky) instead of being the only writer: start as many
+    /// instances as there are partitions. Refuses `--replay` (reset first with one instance:
+    /// `consumer --replay --until-caught-up`, then start the group). See `consumer::group`.
+    #[arg(long, env = "CONSUMER_GROUP_MODE", global = true)]
+    pub group_mode: bool,
+
     /// Exit once every partition reaches the end offset it had at start, and print events/s.
     #[arg(long, env = "CONSUMER_UNTIL_CAUGHT_UP", global = true)]
     pub until_caught_up: bool,
@@ -166,6 +173,10 @@ mod tests {
         let cli = Cli::parse_from(["consumer", "--from", "outbox", "--replay"]);
         assert_eq!(cli.consumer.topics(), vec![DEFAULT_OUTBOX_TOPIC]);
         assert!(cli.consumer.replay);
+        assert!(!cli.consumer.group_mode);
+        let cli = Cli::parse_from(["consumer", "--group-mode", "--group-id", "g"]);
+        assert!(cli.consumer.group_mode);
+        assert_eq!(cli.consumer.consumer_name(), "g");
     }
 
     #[test]

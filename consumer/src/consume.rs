@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
 use sqlx::PgPool;
 
-use crate::apply::Applier;
+use crate::apply::{Applier, Writer};
 use crate::config::ConsumerArgs;
 use crate::dlq::{dlq_topic, DeadLetters};
 use crate::kafka::{self, TopicPartition};
@@ -59,31 +59,31 @@ impl RunSummary {
 }
 
 /// What outlives a session.
-struct RunState {
-    summary: RunSummary,
+pub(crate) struct RunState {
+    pub(crate) summary: RunSummary,
     /// `--replay` asked for a reset that has not committed yet.
     replay_pending: bool,
     /// With `--until-caught-up`: the end offsets the first session saw.
-    ends: Option<BTreeMap<TopicPartition, i64>>,
-    progress: Option<ProgressBar>,
-    last_log: Instant,
-    backoff: Backoff,
+    pub(crate) ends: Option<BTreeMap<TopicPartition, i64>>,
+    pub(crate) progress: Option<ProgressBar>,
+    pub(crate) last_log: Instant,
+    pub(crate) backoff: Backoff,
 }
 
 /// Why a session ended early, and whether it was still setting up (claim, topics, assign).
-struct SessionError {
+pub(crate) struct SessionError {
     error: anyhow::Error,
     setting_up: bool,
 }
 
-fn setting_up(error: impl Into<anyhow::Error>) -> SessionError {
+pub(crate) fn setting_up(error: impl Into<anyhow::Error>) -> SessionError {
     SessionError {
         error: error.into(),
         setting_up: true,
     }
 }
 
-fn applying(error: impl Into<anyhow::Error>) -> SessionError {
+pub(crate) fn applying(error: impl Into<anyhow::Error>) -> SessionError {
     SessionError {
         error: error.into(),
         setting_up: false,
@@ -94,6 +94,13 @@ fn applying(error: impl Into<anyhow::Error>) -> SessionError {
 pub async fn consume(database_url: &str, args: &ConsumerArgs) -> anyhow::Result<RunSummary> {
     // Before anything else, so that a SIGTERM during start-up is remembered, not lost.
     crate::shutdown::install();
+    if args.group_mode && args.replay {
+        anyhow::bail!(
+            "--replay cannot be combined with --group-mode: the reset must happen once, before the group starts. \
+             Stop every group member, run one `consumer --replay --until-caught-up` (or without \
+             --until-caught-up, and stop it once it has caught up), then start the group members"
+        );
+    }
     if let Some(listen) = args.metrics_listen {
         db::metrics::serve(listen, "consumer").await?;
     }
@@ -112,9 +119,12 @@ pub async fn consume(database_url: &str, args: &ConsumerArgs) -> anyhow::Result<
     };
     let mut first = true;
     let outcome = loop {
-        let Err(SessionError { error, setting_up }) =
+        let ended = if args.group_mode {
+            crate::group::session(&pool, args, &mut run, first).await
+        } else {
             session(&pool, database_url, args, &owner, &mut run, first).await
-        else {
+        };
+        let Err(SessionError { error, setting_up }) = ended else {
             break Ok(());
         };
         let failure = match classify(&error) {
@@ -266,8 +276,9 @@ async fn session_with_claim(
         dead_letters,
         cache,
         consumer: consumer_name.clone(),
-        fence: fence.clone(),
+        writer: Writer::Single(fence.clone()),
         batches: 0,
+        conflict_retries: 0,
     });
 
     // While one batch is written to PostgreSQL, the next is read and decoded.
@@ -427,7 +438,7 @@ async fn replay_reset(pool: &PgPool, fence: &Fence) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn progress_bar(args: &ConsumerArgs, to_read: u64) -> ProgressBar {
+pub(crate) fn progress_bar(args: &ConsumerArgs, to_read: u64) -> ProgressBar {
     if !(args.replay || args.until_caught_up) {
         return ProgressBar::hidden();
     }
@@ -441,8 +452,8 @@ fn progress_bar(args: &ConsumerArgs, to_read: u64) -> ProgressBar {
 
 /// The watermarks of every partition of `topics`, waiting for topics that do not exist yet
 /// (unless the run must end once caught up: then a missing topic is an error).
-async fn wait_for_topics(
-    consumer: &StreamConsumer,
+pub(crate) async fn wait_for_topics<C: Consumer<X>, X: ConsumerContext>(
+    consumer: &C,
     topics: &[String],
     fail_fast: bool,
 ) -> anyhow::Result<BTreeMap<TopicPartition, (i64, i64)>> {
@@ -465,8 +476,8 @@ async fn wait_for_topics(
 /// Reads up to `batch_size` records: waits up to a second for the first, then at most
 /// `--batch-timeout` for the rest. `None` on SIGINT or SIGTERM. Kafka errors (a broker restarting) are
 /// logged and end the batch early: the client reconnects by itself.
-async fn read_batch(
-    consumer: &StreamConsumer,
+pub(crate) async fn read_batch<X: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<X>,
     args: &ConsumerArgs,
     decoder: &mut RecordDecoder,
     batch_size: usize,
@@ -547,7 +558,10 @@ fn caught_up(
 }
 
 /// Commits the offsets to the Kafka group too, for `kafka-consumer-groups --describe` only.
-fn commit_to_kafka(consumer: &StreamConsumer, next_offsets: &BTreeMap<TopicPartition, i64>) {
+pub(crate) fn commit_to_kafka<X: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<X>,
+    next_offsets: &BTreeMap<TopicPartition, i64>,
+) {
     let mut list = TopicPartitionList::new();
     for ((topic, partition), next) in next_offsets {
         if list

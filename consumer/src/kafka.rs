@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
@@ -51,6 +51,31 @@ pub fn stream_consumer(bootstrap_servers: &str, group_id: &str) -> anyhow::Resul
         .with_context(|| format!("cannot create a Kafka consumer for {bootstrap_servers}"))
 }
 
+/// A member of the consumer group `group_id` (`--group-mode`): partitions come from the
+/// group protocol, cooperative-sticky, and start where the rebalance callback in `context`
+/// says (the stored offsets); nothing is committed automatically.
+pub fn group_consumer(
+    bootstrap_servers: &str,
+    group_id: &str,
+    context: crate::group::GroupContext,
+) -> anyhow::Result<StreamConsumer<crate::group::GroupContext>> {
+    base_config(bootstrap_servers)
+        .set("group.id", group_id)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        // A killed member's partitions move after this long without a heartbeat.
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("queued.min.messages", "100000")
+        .set("fetch.max.bytes", "4194304")
+        .set("max.partition.fetch.bytes", "4194304")
+        .create_with_context(context)
+        .with_context(|| format!("cannot create a Kafka consumer for {bootstrap_servers}"))
+}
+
 /// A consumer for one-off reads (`dlq`, `status`): never commits anything.
 pub fn base_consumer(bootstrap_servers: &str) -> anyhow::Result<BaseConsumer> {
     base_config(bootstrap_servers)
@@ -72,7 +97,10 @@ pub fn producer(bootstrap_servers: &str) -> anyhow::Result<FutureProducer> {
 }
 
 /// The partitions of `topic`, or an error naming what to start when it does not exist.
-pub fn partitions<C: Consumer>(consumer: &C, topic: &str) -> anyhow::Result<Vec<i32>> {
+pub fn partitions<C: Consumer<X>, X: ConsumerContext>(
+    consumer: &C,
+    topic: &str,
+) -> anyhow::Result<Vec<i32>> {
     let metadata = consumer
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
         .with_context(|| {
@@ -98,7 +126,7 @@ pub fn partitions<C: Consumer>(consumer: &C, topic: &str) -> anyhow::Result<Vec<
 }
 
 /// Low and high watermarks (first offset, log-end offset) of each partition of `topics`.
-pub fn watermarks<C: Consumer>(
+pub fn watermarks<C: Consumer<X>, X: ConsumerContext>(
     consumer: &C,
     topics: &[String],
 ) -> anyhow::Result<BTreeMap<TopicPartition, (i64, i64)>> {
@@ -119,7 +147,8 @@ pub async fn ensure_topic(bootstrap_servers: &str, topic: &str) -> anyhow::Resul
     let admin: AdminClient<DefaultClientContext> = base_config(bootstrap_servers)
         .create()
         .with_context(|| format!("cannot create a Kafka admin client for {bootstrap_servers}"))?;
-    let new_topic = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
+    // -1: the brokers' default.replication.factor (3 on a three-broker stack).
+    let new_topic = NewTopic::new(topic, 1, TopicReplication::Fixed(-1));
     let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
     let results = admin
         .create_topics([&new_topic], &options)

@@ -15,6 +15,8 @@
 //! - [`kafka`]: the Kafka clients, and why partitions are assigned by hand.
 //! - [`consume`]: the loop of sessions: claim, (replay), assign at the stored offsets, batch,
 //!   apply; a failed session is followed by the next, from the stored offsets.
+//! - [`group`]: `--group-mode`: several instances share the partitions through a Kafka
+//!   consumer group (cooperative-sticky); a stored-offset fence in every batch.
 //! - [`projection_writer`]: one writer at a time (advisory lock + fencing epoch checked in
 //!   every batch); [`retry`]: which failures are retried, and the backoff.
 //! - [`record`]: a record of a batch, decoded once: a change, a tombstone, or poison.
@@ -31,6 +33,7 @@ pub mod apply;
 pub mod config;
 pub mod consume;
 pub mod dlq;
+pub mod group;
 pub mod kafka;
 pub mod live;
 pub mod metrics;

@@ -22,7 +22,7 @@ use std::time::Duration;
 use projections::order_events::decode_domain_event;
 use projections::{decode_outbox, ChangeDecoder, ChangeEvent, Decoded};
 use rdkafka::message::{Headers, Message};
-use schema_registry::{wire, AvroDecoder, RegistryClient};
+use schema_registry::{wire, AvroDecoder, DecodedRecord, RegistryClient};
 
 use crate::config::Source;
 
@@ -76,10 +76,30 @@ impl RecordDecoder {
         let Some(bytes) = value.filter(|b| wire::looks_like_avro(b)) else {
             return self.json.decode(value).map_err(|e| e.to_string());
         };
+        let record = self.avro_record(bytes).await?;
+        let json = serde_json::to_vec(&record.connect_json()).map_err(|e| e.to_string())?;
+        projections::decode_change(Some(&json)).map_err(|e| e.to_string())
+    }
+}
+
+impl RecordDecoder {
+    /// A domain event: Avro (`order-events --format avro`) through the registry, else JSON.
+    async fn decode_domain(&mut self, value: Option<&[u8]>) -> Result<Decoded, String> {
+        let Some(bytes) = value.filter(|b| wire::looks_like_avro(b)) else {
+            return decode_domain_event(value).map_err(|e| e.to_string());
+        };
+        let record = self.avro_record(bytes).await?;
+        let json = serde_json::to_vec(&record.payload).map_err(|e| e.to_string())?;
+        decode_domain_event(Some(&json)).map_err(|e| e.to_string())
+    }
+
+    /// An Avro record, decoded with its writer schema; waits while the registry does not
+    /// answer (such a record is not poison: it is read again once the registry is back).
+    async fn avro_record(&mut self, bytes: &[u8]) -> Result<DecodedRecord, String> {
         let mut backoff = Duration::from_millis(500);
-        let record = loop {
+        loop {
             match self.avro.decode(bytes).await {
-                Ok(record) => break record,
+                Ok(record) => return Ok(record),
                 Err(error) if error.is_transient() => {
                     tracing::warn!(retry_in = ?backoff, "{error}; waiting (the record is not dead-lettered)");
                     tokio::time::sleep(backoff).await;
@@ -87,9 +107,7 @@ impl RecordDecoder {
                 }
                 Err(error) => return Err(format!("not a usable Avro record: {error}")),
             }
-        };
-        let json = serde_json::to_vec(&record.connect_json()).map_err(|e| e.to_string())?;
-        projections::decode_change(Some(&json)).map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -101,7 +119,7 @@ pub async fn decode_record<M: Message>(
 ) -> BatchRecord {
     let decoded = match source {
         Source::Cdc => decoder.decode_cdc(message.payload()).await,
-        Source::Domain => decode_domain_event(message.payload()).map_err(|e| e.to_string()),
+        Source::Domain => decoder.decode_domain(message.payload()).await,
         Source::Outbox => {
             let headers: Vec<(&str, Option<&[u8]>)> = message
                 .headers()

@@ -49,6 +49,12 @@ pub fn classify(error: &anyhow::Error) -> Failure {
         if cause.downcast_ref::<KafkaStalled>().is_some() {
             return Failure::Transient;
         }
+        if let Some(fence) = cause.downcast_ref::<crate::group::GroupFenceError>() {
+            return match fence {
+                crate::group::GroupFenceError::Database(sql) => classify_sqlx(sql),
+                _ => Failure::Transient,
+            };
+        }
         if let Some(fence) = cause.downcast_ref::<FenceError>() {
             return match fence {
                 FenceError::Database(sql) => classify_sqlx(sql),

@@ -12,6 +12,13 @@
 //! DELETE FROM order_totals WHERE customer_id = ANY($1) AND order_count = 0
 //! ```
 //!
+//! Several consumers of a group (`--group-mode`) add deltas to the same totals rows at once.
+//! [`add_to_order_totals`] and [`add_to_status_totals`] sort their deltas by key before the
+//! one `INSERT ... ON CONFLICT DO UPDATE`, which takes its row locks in input order, and every
+//! batch writes `order_totals` before `order_status_totals`: all transactions lock in one
+//! global order, so they queue behind each other instead of deadlocking
+//! (`consumer/tests/concurrent_deltas.rs` runs them against each other).
+//!
 //! Amounts travel as cents (`bigint`) and become `numeric` in SQL (`cents * 0.01`), so no
 //! float ever touches money.
 
@@ -114,46 +121,68 @@ pub async fn write_fold(tx: &mut PgConnection, fold: &mut BatchFold) -> Result<(
         .execute(&mut *tx)
         .await?;
     }
-    let order_totals = std::mem::take(&mut fold.order_totals).into_sorted();
-    let (customers, counts, cents) = columns(order_totals);
-    if !customers.is_empty() {
-        sqlx::query(
-            "INSERT INTO order_totals (customer_id, order_count, total_amount) \
-             SELECT k, n, c::numeric * 0.01 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS d(k, n, c) \
-             ON CONFLICT (customer_id) DO UPDATE SET \
-               order_count = order_totals.order_count + EXCLUDED.order_count, \
-               total_amount = order_totals.total_amount + EXCLUDED.total_amount",
-        )
+    add_to_order_totals(tx, std::mem::take(&mut fold.order_totals).into_sorted()).await?;
+    add_to_status_totals(tx, std::mem::take(&mut fold.status_totals).into_sorted()).await?;
+    Ok(())
+}
+
+/// Adds per-customer deltas to `order_totals` (rows locked in customer order) and deletes the
+/// rows left with no order.
+pub async fn add_to_order_totals(
+    tx: &mut PgConnection,
+    mut deltas: Vec<(i64, GroupTotals)>,
+) -> Result<(), sqlx::Error> {
+    deltas.sort_by_key(|(customer, _)| *customer);
+    let (customers, counts, cents) = columns(deltas);
+    if customers.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO order_totals (customer_id, order_count, total_amount) \
+         SELECT k, n, c::numeric * 0.01 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS d(k, n, c) \
+         ON CONFLICT (customer_id) DO UPDATE SET \
+           order_count = order_totals.order_count + EXCLUDED.order_count, \
+           total_amount = order_totals.total_amount + EXCLUDED.total_amount",
+    )
+    .bind(&customers)
+    .bind(&counts)
+    .bind(&cents)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM order_totals WHERE customer_id = ANY($1) AND order_count = 0")
         .bind(&customers)
-        .bind(&counts)
-        .bind(&cents)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM order_totals WHERE customer_id = ANY($1) AND order_count = 0")
-            .bind(&customers)
-            .execute(&mut *tx)
-            .await?;
+    Ok(())
+}
+
+/// Adds per-status deltas to `order_status_totals` (rows locked in status order) and deletes
+/// the rows left with no order.
+pub async fn add_to_status_totals(
+    tx: &mut PgConnection,
+    mut deltas: Vec<(String, GroupTotals)>,
+) -> Result<(), sqlx::Error> {
+    deltas.sort_by(|a, b| a.0.cmp(&b.0));
+    let (statuses, counts, cents) = columns(deltas);
+    if statuses.is_empty() {
+        return Ok(());
     }
-    let status_totals = std::mem::take(&mut fold.status_totals).into_sorted();
-    let (statuses, counts, cents) = columns(status_totals);
-    if !statuses.is_empty() {
-        sqlx::query(
-            "INSERT INTO order_status_totals (status, order_count, total_amount) \
-             SELECT k, n, c::numeric * 0.01 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS d(k, n, c) \
-             ON CONFLICT (status) DO UPDATE SET \
-               order_count = order_status_totals.order_count + EXCLUDED.order_count, \
-               total_amount = order_status_totals.total_amount + EXCLUDED.total_amount",
-        )
+    sqlx::query(
+        "INSERT INTO order_status_totals (status, order_count, total_amount) \
+         SELECT k, n, c::numeric * 0.01 FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS d(k, n, c) \
+         ON CONFLICT (status) DO UPDATE SET \
+           order_count = order_status_totals.order_count + EXCLUDED.order_count, \
+           total_amount = order_status_totals.total_amount + EXCLUDED.total_amount",
+    )
+    .bind(&statuses)
+    .bind(&counts)
+    .bind(&cents)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM order_status_totals WHERE status = ANY($1) AND order_count = 0")
         .bind(&statuses)
-        .bind(&counts)
-        .bind(&cents)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM order_status_totals WHERE status = ANY($1) AND order_count = 0")
-            .bind(&statuses)
-            .execute(&mut *tx)
-            .await?;
-    }
     Ok(())
 }
 

@@ -39,6 +39,10 @@ pub const DEFAULT_DATABASE_URL: &str =
 /// The Kafka broker `scripts/stack up` starts; binaries use it when `KAFKA_BOOTSTRAP_SERVERS` is not set.
 pub const DEFAULT_KAFKA_BOOTSTRAP_SERVERS: &str = "127.0.0.1:59092";
 
+/// The schema registry `scripts/stack up` starts (Apicurio's Confluent API); binaries use it when
+/// `SCHEMA_REGISTRY_URL` is not set.
+pub const DEFAULT_SCHEMA_REGISTRY_URL: &str = "http://127.0.0.1:58081/apis/ccompat/v7";
+
 /// The tables the playground's migrations create, in dependency order.
 pub const PLAYGROUND_TABLES: &[&str] = &["orders", "order_items", "outbox_events", "order_totals"];
 

@@ -12,7 +12,11 @@
 //! scripts/stack restart postgres fast|immediate   pg_ctl restart -m MODE
 //! scripts/stack crash postgres                    kill -9 the postmaster, start again (crash recovery)
 //! scripts/stack restart kafka                     SIGTERM the broker, start it again
+//! scripts/stack kill-broker N / start-broker N    kill -9 broker N of three, start it again
 //! ```
+//!
+//! [`PrivateStack::up_with_brokers`]`(name, 3)` starts three Kafka brokers (`scripts/stack up
+//! --brokers 3`: replication factor 3, min.insync.replicas 2) on six consecutive free ports.
 //!
 //! Dropping the value runs `scripts/stack down` and removes the folder. A cold private stack
 //! takes about 12 s to start (initdb, Kafka storage format); the Kafka jars are copied from the
@@ -28,6 +32,8 @@ pub struct PrivateStack {
     pub pg_port: u16,
     pub kafka_port: u16,
     kafka_controller_port: u16,
+    /// How many Kafka brokers (1, or 3).
+    pub brokers: u16,
 }
 
 fn repo_root() -> PathBuf {
@@ -42,9 +48,29 @@ pub fn free_port() -> u16 {
         .expect("the system has a free port")
 }
 
+/// The first of `count` consecutive ports nobody listens on right now.
+pub fn free_port_run(count: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if base.checked_add(count).is_none() {
+            continue;
+        }
+        let all_free = (1..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+}
+
 impl PrivateStack {
     /// Starts a private stack named after the test (`name` plus the test process id).
     pub fn up(name: &str) -> PrivateStack {
+        Self::up_with_brokers(name, 1)
+    }
+
+    /// Starts a private stack with `brokers` Kafka brokers (1 or 3): broker N listens on
+    /// `kafka_port + 2(N-1)`, its controller on the port after that.
+    pub fn up_with_brokers(name: &str, brokers: u16) -> PrivateStack {
         let dir =
             std::env::temp_dir().join(format!("pgcdc-stack-{}", crate::testing::unique_name(name)));
         if dir.exists() {
@@ -54,18 +80,27 @@ impl PrivateStack {
                 pg_port: 0,
                 kafka_port: 0,
                 kafka_controller_port: 0,
+                brokers: 1,
             };
             stale.run_quietly(&["down"]);
             drop(stale);
         }
+        let (kafka_port, kafka_controller_port) = if brokers == 1 {
+            (free_port(), free_port())
+        } else {
+            let base = free_port_run(2 * brokers);
+            (base, base + 1)
+        };
         let stack = PrivateStack {
             dir,
             pg_port: free_port(),
-            kafka_port: free_port(),
-            kafka_controller_port: free_port(),
+            kafka_port,
+            kafka_controller_port,
+            brokers,
         };
         stack.share_kafka_jars();
-        stack.run(&["up", "--native"]);
+        let count = brokers.to_string();
+        stack.run(&["up", "--native", "--brokers", &count]);
         stack
     }
 
@@ -98,6 +133,7 @@ impl PrivateStack {
                 "KAFKA_CONTROLLER_PORT",
                 self.kafka_controller_port.to_string(),
             ),
+            ("KAFKA_BROKERS", self.brokers.to_string()),
             // No schema registry: the fault tests do not use one (and a JVM less to start).
             ("SCHEMA_REGISTRY", "off".to_string()),
             ("DATABASE_URL", self.database_url("playground")),
@@ -139,8 +175,22 @@ impl PrivateStack {
         )
     }
 
+    /// Every broker, comma-separated.
     pub fn kafka_bootstrap_servers(&self) -> String {
-        format!("127.0.0.1:{}", self.kafka_port)
+        (0..self.brokers)
+            .map(|n| format!("127.0.0.1:{}", self.kafka_port + 2 * n))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `scripts/stack kill-broker N` (SIGKILL).
+    pub fn kill_broker(&self, n: u16) {
+        self.run(&["kill-broker", &n.to_string()]);
+    }
+
+    /// `scripts/stack start-broker N` (returns once it answers).
+    pub fn start_broker(&self, n: u16) {
+        self.run(&["start-broker", &n.to_string()]);
     }
 
     /// `scripts/stack restart postgres fast|immediate`.

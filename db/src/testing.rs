@@ -27,6 +27,12 @@ pub fn kafka_bootstrap_servers() -> String {
         .unwrap_or_else(|_| crate::DEFAULT_KAFKA_BOOTSTRAP_SERVERS.into())
 }
 
+/// The schema registry the tests use: `SCHEMA_REGISTRY_URL`, or the playground's default.
+pub fn schema_registry_url() -> String {
+    std::env::var("SCHEMA_REGISTRY_URL")
+        .unwrap_or_else(|_| crate::DEFAULT_SCHEMA_REGISTRY_URL.into())
+}
+
 /// A topic prefix for test `name` that no earlier run used (Kafka keeps topics between runs).
 pub fn unique_topic_prefix(name: &str) -> String {
     let millis = std::time::SystemTime::now()

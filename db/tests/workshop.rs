@@ -11,7 +11,8 @@
 //! (`producer`, `cdc-reader`, `consumer`, `db`); it does not call cargo itself, which would wait
 //! for the lock this very `cargo test` holds. Each run gets sandbox names of its own
 //! (`wst<pid>NN`: databases, slots, topics), and drops its databases and slots at the end.
-//! Exercise 16 restarts PostgreSQL, so it runs on a private stack (`db::private_stack`).
+//! Exercise 16 restarts PostgreSQL, so it runs on a private stack (`db::private_stack`);
+//! exercise 13 kills a Kafka broker, on a private stack of three brokers.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,7 +33,7 @@ fn chosen_exercises() -> Vec<String> {
 }
 
 /// Exercises that break a server on purpose: run on a private stack, never the shared one.
-const BREAKS_SERVERS: &[&str] = &["16"];
+const BREAKS_SERVERS: &[&str] = &["16", "13"];
 
 fn workshop_root_and_bin() -> (PathBuf, PathBuf) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -89,7 +90,7 @@ fn every_workshop_exercise_runs_and_passes_its_check() {
 #[test]
 fn pull_the_plug_runs_on_a_private_stack_and_passes_its_check() {
     let chosen = chosen_exercises();
-    let exercises: Vec<String> = BREAKS_SERVERS
+    let exercises: Vec<String> = ["16"]
         .iter()
         .filter(|n| chosen.is_empty() || chosen.iter().any(|c| c == *n))
         .map(|n| n.to_string())
@@ -99,4 +100,15 @@ fn pull_the_plug_runs_on_a_private_stack_and_passes_its_check() {
     }
     let stack = db::private_stack::PrivateStack::up("workshop_plug");
     workshop_test(&exercises, &stack.env());
+}
+
+/// Exercise 13 kills the broker that leads a partition: on a private stack of three brokers.
+#[test]
+fn scale_out_and_fail_over_runs_on_three_private_brokers_and_passes_its_check() {
+    let chosen = chosen_exercises();
+    if !(chosen.is_empty() || chosen.iter().any(|c| c == "13")) {
+        return;
+    }
+    let stack = db::private_stack::PrivateStack::up_with_brokers("workshop_brokers", 3);
+    workshop_test(&["13".to_string()], &stack.env());
 }

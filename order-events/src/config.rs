@@ -78,9 +78,26 @@ pub struct Cli {
     #[arg(long, env = "ORDER_EVENTS_TOPIC_PARTITIONS", default_value_t = 1)]
     pub topic_partitions: i32,
 
+    /// The events' format: json (the default) or avro (the Confluent wire format, the schema
+    /// `io.pgcdc.playground.OrderEvent` registered under `<output-topic>-value`). Keys stay the
+    /// order id as text; the changelog stays JSON (it is the processor's own).
+    #[arg(long, env = "ORDER_EVENTS_FORMAT", value_enum, default_value_t = EventFormat::Json)]
+    pub format: EventFormat,
+
+    /// The schema registry's Confluent API (for --format avro).
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = db::DEFAULT_SCHEMA_REGISTRY_URL)]
+    pub schema_registry_url: String,
+
     /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9103); off when unset.
     #[arg(long, env = "ORDER_EVENTS_METRICS_LISTEN")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+}
+
+/// How events are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventFormat {
+    Json,
+    Avro,
 }
 
 impl Cli {

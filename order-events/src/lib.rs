@@ -21,11 +21,13 @@
 //! - [`topology`]: the names of the sources, processor, store and sinks, printed at start.
 //! - [`kafka`]: the clients (transactional producer, read_committed consumer) and topics.
 //! - [`restore`]: rebuilding the state store from the changelog on start (a progress bar).
+//! - [`avro`]: `--format avro`: events in the Confluent wire format, the schema in the registry.
 //! - [`metrics`]: `--metrics-listen`: records in, events out, transactions, state size, latency.
 //! - [`processor`]: the loop: poll a batch, join, write it all in one transaction; on a Kafka
 //!   error abort and start again from the committed offsets and the changelog; when fenced
 //!   by a newer instance with the same `transactional.id`, exit.
 
+pub mod avro;
 pub mod config;
 pub mod kafka;
 pub mod metrics;

@@ -29,6 +29,7 @@ use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::avro::{self, EventEncoder};
 use crate::config::Cli;
 use crate::{kafka, metrics, restore, topology};
 
@@ -38,6 +39,8 @@ enum SessionEnd {
     Stopped,
     /// A newer instance with the same transactional.id took over.
     Fenced(String),
+    /// The schema registry refused the event schema (`--format avro`).
+    SchemaRefused(String),
 }
 
 /// Runs the processor until stopped or fenced.
@@ -64,6 +67,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 tracing::info!("stopped");
                 return Ok(());
             }
+            Ok(SessionEnd::SchemaRefused(reason)) => bail!(
+                "{reason}. The events of the batch were not written (its Kafka transaction was aborted); fix the subject's compatibility or the schema, then start again"
+            ),
             Ok(SessionEnd::Fenced(reason)) => bail!(
                 "fenced: another order-events instance started with transactional.id `{}` ({reason}); this one stops. Run one instance per transactional id (--transactional-id)",
                 cli.transactional_id
@@ -116,6 +122,8 @@ struct Session<'a> {
     join: OrderEventsJoin,
     tables: JoinedTables,
     dlq_topic: String,
+    /// Event values in the chosen --format.
+    encoder: EventEncoder,
     /// Next offset per input partition, as far as this batch read.
     positions: BTreeMap<(String, i32), i64>,
     /// With --until-caught-up: the end offsets at start.
@@ -203,6 +211,7 @@ fn session(cli: &Cli, stop: &AtomicBool) -> anyhow::Result<SessionEnd> {
         join,
         tables: JoinedTables::default(),
         dlq_topic: cli.dlq_topic(),
+        encoder: EventEncoder::new(cli.format, &cli.output_topic, &cli.schema_registry_url)?,
         positions,
         ends,
         inputs,
@@ -276,6 +285,9 @@ impl Session<'_> {
                         if kafka::is_fenced(&abort) {
                             return Ok(SessionEnd::Fenced(abort.to_string()));
                         }
+                    }
+                    if let Some(refused) = error.downcast_ref::<avro::SchemaRefused>() {
+                        return Ok(SessionEnd::SchemaRefused(refused.0.clone()));
                     }
                     return Err(error);
                 }
@@ -488,7 +500,7 @@ impl Session<'_> {
             match output {
                 JoinOutput::Event(event) => {
                     let key = event.key();
-                    let value = event.to_json();
+                    let value = self.encoder.value(&event)?;
                     self.send(
                         BaseRecord::<str, [u8]>::to(&output_topic)
                             .key(&key)

@@ -112,6 +112,7 @@ pub fn args(topic: &str, from: Source) -> ConsumerArgs {
         batch_size: 1000,
         batch_timeout: Duration::from_millis(100),
         replay: false,
+        group_mode: false,
         until_caught_up: true,
         retry_backoff: Duration::from_millis(200),
         retry_backoff_max: Duration::from_secs(2),

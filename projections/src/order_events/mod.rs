@@ -26,7 +26,9 @@ pub mod transaction_buffer;
 #[cfg(test)]
 mod tests;
 
-pub use event::{decode_domain_event, event_id, EventSource, EventType, OrderEvent};
+pub use event::{
+    connect_schema, decode_domain_event, event_id, EventSource, EventType, OrderEvent,
+};
 pub use input::{
     decode_item_change, decode_order_change, decode_transaction_end, Item, JoinedTables, Order,
     RowChange, RowOp, SourceChange, TransactionEnd, Xid,
