@@ -90,7 +90,11 @@ pub fn compare_incremental(
     for (side, records) in [("dbz", &dbz.reads), ("ours", &our.reads)] {
         for (index, record) in records.iter().enumerate() {
             if let Some(problem) = sequence_problem(record) {
-                let prefix = if side == "dbz" { dbz_prefix } else { our_prefix };
+                let prefix = if side == "dbz" {
+                    dbz_prefix
+                } else {
+                    our_prefix
+                };
                 let at = RecordRef {
                     table: record.table(prefix),
                     op: "r".into(),
@@ -150,10 +154,7 @@ impl Side {
         Side { streamed, reads }
     }
 
-    fn streamed_keys<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> impl Iterator<Item = (String, String)> + 'a {
+    fn streamed_keys<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (String, String)> + 'a {
         self.streamed
             .iter()
             .map(move |record| (record.table(prefix), record.key_text()))
@@ -294,7 +295,10 @@ mod tests {
         ];
         let options = CompareOptions::against_recording("dbz", "ours");
         let text = compare_incremental(&dbz, &ours, &options, "public.signal").to_string();
-        assert!(text.contains(r#"only in Debezium: public.items r {"id":3}"#), "{text}");
+        assert!(
+            text.contains(r#"only in Debezium: public.items r {"id":3}"#),
+            "{text}"
+        );
         assert!(text.contains("source.sequence (shape)"), "{text}");
         assert!(text.contains("value.payload.after.name"), "{text}");
         assert!(text.contains(r#"public.items final {"id":4}"#), "{text}");

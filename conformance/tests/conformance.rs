@@ -47,7 +47,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use conformance::{compare, compare_incremental, parse_recording, CompareOptions, Difference, Record, Report};
+use conformance::{
+    compare, compare_incremental, parse_recording, CompareOptions, Difference, Record, Report,
+};
 use futures::StreamExt;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
@@ -371,10 +373,6 @@ async fn run_scenario(scenario: &Scenario) -> anyhow::Result<Report> {
         ("include.unknown.datatypes".to_owned(), "false".to_owned()),
         ("table.include.list".to_owned(), tables.join(",")),
     ]);
-    // A signal table makes it an incremental-snapshot scenario (conformance::incremental).
-    let signal_table = connector
-        .get("signal.data.collection")
-        .map(|table| table.to_owned());
     let source = match &scenario.options {
         Some(options) => {
             connector.extend(options.keys.clone());
@@ -382,6 +380,10 @@ async fn run_scenario(scenario: &Scenario) -> anyhow::Result<Report> {
         }
         None => "scripts/debezium's connector configuration".to_owned(),
     };
+    // A signal table makes it an incremental-snapshot scenario (conformance::incremental).
+    let signal_table = connector
+        .get("signal.data.collection")
+        .map(|table| table.to_owned());
     let args = common::reader_args_from_debezium_config(
         &name,
         &prefix,

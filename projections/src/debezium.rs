@@ -228,7 +228,11 @@ fn position(source: Option<&Source<'_>>) -> Result<Position, DecodeError> {
 
 /// `["22910400","22910504"]` (a JSON array of two LSNs as strings, or nulls) into its halves.
 fn parse_sequence(text: &str) -> Result<(Option<i64>, Option<i64>), DecodeError> {
-    let invalid = || DecodeError::Invalid(format!("source.sequence `{text}` is not [\"<lsn>\",\"<lsn>\"]"));
+    let invalid = || {
+        DecodeError::Invalid(format!(
+            "source.sequence `{text}` is not [\"<lsn>\",\"<lsn>\"]"
+        ))
+    };
     let halves: Vec<Option<Cow<'_, str>>> = serde_json::from_str(text).map_err(|_| invalid())?;
     let lsn = |half: Option<&Option<Cow<'_, str>>>| -> Result<Option<i64>, DecodeError> {
         match half {
@@ -789,10 +793,16 @@ mod tests {
         let neither = decode_change(Some(
             br#"{"after":{"id":42,"customer_id":7,"status":"NEW","total":"1.00"},"source":{"lsn":null},"op":"r"}"#,
         ));
-        assert!(matches!(neither, Err(DecodeError::Missing("source.lsn"))), "{neither:?}");
+        assert!(
+            matches!(neither, Err(DecodeError::Missing("source.lsn"))),
+            "{neither:?}"
+        );
         let garbled = decode_change(Some(
             br#"{"after":{"id":42,"customer_id":7,"status":"NEW","total":"1.00"},"source":{"lsn":5,"sequence":"[1]"},"op":"u"}"#,
         ));
-        assert!(matches!(garbled, Err(DecodeError::Invalid(_))), "{garbled:?}");
+        assert!(
+            matches!(garbled, Err(DecodeError::Invalid(_))),
+            "{garbled:?}"
+        );
     }
 }

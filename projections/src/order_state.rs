@@ -253,14 +253,23 @@ mod tests {
     #[test]
     fn an_incremental_read_orders_by_the_high_watermark_then_commit_order() {
         let mut state = OrderState::default();
-        apply(&mut state, &at_sequence(Op::Create, 100, 120, Some(row(7, 100))));
+        apply(
+            &mut state,
+            &at_sequence(Op::Create, 100, 120, Some(row(7, 100))),
+        );
         // The read saw the create (committed before the chunk was read): applied, same row.
         assert!(matches!(
-            apply(&mut state, &at_sequence(Op::Read, 500, 500, Some(row(7, 100)))),
+            apply(
+                &mut state,
+                &at_sequence(Op::Read, 500, 500, Some(row(7, 100)))
+            ),
             Applied::Changed(_)
         ));
         assert!(matches!(
-            apply(&mut state, &at_sequence(Op::Update, 520, 450, Some(row(7, 300)))),
+            apply(
+                &mut state,
+                &at_sequence(Op::Update, 520, 450, Some(row(7, 300)))
+            ),
             Applied::Changed(_)
         ));
         // A redelivered suffix [create', read', update']: nothing undoes the update.
@@ -277,7 +286,10 @@ mod tests {
     #[test]
     fn an_unknown_last_commit_compares_lsns_alone() {
         let mut state = OrderState::default();
-        apply(&mut state, &at_sequence(Op::Create, 100, 120, Some(row(7, 100))));
+        apply(
+            &mut state,
+            &at_sequence(Op::Create, 100, 120, Some(row(7, 100))),
+        );
         // The first transaction after a reader restart: sequence [null, 130].
         let restarted = ChangeEvent {
             position: Position::Sequence {
