@@ -542,7 +542,7 @@ mod tests {
         assert_eq!(
             event.position,
             Position::Sequence {
-                last_commit: None,
+                last_commit: Some(22910216),
                 lsn: 22910504
             }
         );
