@@ -119,7 +119,7 @@ pub fn compare_incremental(
     for key in keys {
         let d = dbz_final.get(key);
         let o = our_final.get(key);
-        if d.map(|s| canonical_json(s)) != o.map(|s| canonical_json(s)) {
+        if d.map(canonical_json) != o.map(canonical_json) {
             differences.push(Difference::Field {
                 record: reference(key, "final", None, None),
                 path: "final state (after of the last record, null: deleted)".into(),
