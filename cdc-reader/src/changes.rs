@@ -394,6 +394,17 @@ impl ChangeTranslator {
         Ok(())
     }
 
+    /// A session that resumes an existing slot at `confirmed`: every transaction it streams
+    /// commits after that LSN, so it stands in for the end of the last commit in the first
+    /// transaction's `source.sequence` (Debezium keeps the exact one in its offsets). Without
+    /// it the first transaction after a restart would say `[null, ...]`, and a consumer that
+    /// orders by commit first (projections' `Position::Sequence`) could not place it after an
+    /// incremental snapshot read.
+    pub fn resuming_at(mut self, confirmed: Lsn) -> Self {
+        self.last_commit_end = Some(confirmed);
+        self
+    }
+
     /// One row read by the snapshot (`op: "r"`), its values as text in the relation's column order.
     #[allow(clippy::too_many_arguments)]
     pub fn snapshot_row(
@@ -414,8 +425,13 @@ impl ChangeTranslator {
             .iter()
             .map(|v| v.as_deref().map_or(CellValue::Null, CellValue::Text))
             .collect();
+        // An incremental read goes out at its chunk's high watermark: Debezium writes that
+        // watermark's LSN as both halves of `source.sequence` (conformance/debezium/
+        // incremental_snapshot/), which is what orders it against streamed changes downstream.
+        let last_commit_lsn = (marker == SnapshotMarker::Incremental).then_some(position.0);
         let source = SourcePosition {
             lsn: Some(position.0),
+            last_commit_lsn,
             tx_id: u32::try_from(tx_id).ok(),
             commit_time_us: started_us,
             snapshot: marker,

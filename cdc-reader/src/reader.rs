@@ -433,6 +433,7 @@ async fn session<S: Sink, F: std::future::Future<Output = ()>>(
         return Err(SlotError::Dropped(args.slot_name.clone()).into());
     }
 
+    let resumed = existing.is_some();
     // (start LSN, snapshot to take: Some(exported snapshot name or None))
     let (start, snapshot_plan) = match existing {
         Some(slot_state) => {
@@ -471,6 +472,9 @@ async fn session<S: Sink, F: std::future::Future<Output = ()>>(
     let mut translator = ChangeTranslator::new(config, catalog, outbox_config(args))
         .with_transaction_metadata(args.provide_transaction_metadata)
         .with_skipped_operations(args.record_options.skipped_operations);
+    if resumed {
+        translator = translator.resuming_at(start);
+    }
     let settings = stream_settings(args);
 
     if let Some(snapshot_name) = snapshot_plan {

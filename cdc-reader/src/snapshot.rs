@@ -270,16 +270,7 @@ impl TableReader {
             .simple_query(&format!("FETCH {FETCH_SIZE} FROM {}", self.cursor))
             .await
             .map_err(query_error(format!("FETCH from {}", self.cursor)))?;
-        let mut rows = Vec::with_capacity(FETCH_SIZE);
-        for message in messages {
-            if let SimpleQueryMessage::Row(row) = message {
-                rows.push(
-                    (0..row.len())
-                        .map(|i| row.get(i).map(str::to_string))
-                        .collect(),
-                );
-            }
-        }
+        let rows = text_rows(messages);
         if rows.len() < FETCH_SIZE {
             self.done = true;
             client
@@ -289,4 +280,21 @@ impl TableReader {
         }
         Ok(rows)
     }
+}
+
+/// The rows of a simple-query answer as text values, column by column (`None`: NULL). Every
+/// snapshot path reads this way (the cursor above, the parallel workers, the incremental
+/// chunks): text is what the envelope builder takes, as pgoutput sends it when streaming.
+pub fn text_rows(messages: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
+    messages
+        .into_iter()
+        .filter_map(|message| match message {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
 }

@@ -26,11 +26,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 use crate::catalog::Catalog;
 use crate::replication::slot::{quote_ident, quote_literal};
-use crate::snapshot::{SnapshotError, SnapshotTable, FETCH_SIZE};
+use crate::snapshot::{text_rows, SnapshotError, SnapshotTable, FETCH_SIZE};
 
 /// Tables estimated above this many rows are split into key ranges.
 pub const SPLIT_ABOVE_ROWS: u64 = 4 * FETCH_SIZE as u64;
@@ -244,17 +244,7 @@ async fn read_part(
             .simple_query(&format!("FETCH {FETCH_SIZE} FROM {cursor}"))
             .await
             .map_err(query_error(format!("FETCH from {cursor}")))?;
-        let rows: Rows = messages
-            .into_iter()
-            .filter_map(|message| match message {
-                SimpleQueryMessage::Row(row) => Some(
-                    (0..row.len())
-                        .map(|i| row.get(i).map(str::to_string))
-                        .collect(),
-                ),
-                _ => None,
-            })
-            .collect();
+        let rows: Rows = text_rows(messages);
         let done = rows.len() < FETCH_SIZE;
         if !rows.is_empty() && sender.send(Ok(rows)).await.is_err() {
             return Ok(()); // the stream gave up (an error elsewhere)

@@ -9,7 +9,10 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use common::{bootstrap, confirmed_flush_lsn, current_wal_lsn, slot_name, unique_prefix};
+use common::{
+    confirmed_flush_lsn, consume_until_caught_up as consume, current_wal_lsn,
+    order_totals_differences as differences, slot_name, unique_prefix,
+};
 
 fn spawn_reader(name: &str, prefix: &str, url: &str) -> Child {
     let outbox_topics = format!("{prefix}.outbox.event.${{routedByValue}}");
@@ -30,36 +33,6 @@ async fn slot_active(pool: &sqlx::PgPool, slot: &str) -> bool {
         .await
         .unwrap()
         .unwrap_or(false)
-}
-
-/// Rows where order_totals and the GROUP BY over orders disagree.
-async fn differences(pool: &sqlx::PgPool) -> i64 {
-    sqlx::query_scalar(
-        "WITH expected AS (SELECT customer_id, count(*)::bigint AS order_count, sum(total)::numeric AS total_amount
-                             FROM orders GROUP BY customer_id),
-              actual AS (SELECT customer_id, order_count, total_amount FROM order_totals)
-         SELECT count(*) FROM ((SELECT * FROM expected EXCEPT SELECT * FROM actual)
-                               UNION ALL (SELECT * FROM actual EXCEPT SELECT * FROM expected)) d",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
-async fn consume(url: &str, extra: &[&str]) {
-    let bootstrap = bootstrap();
-    let mut argv = vec![
-        "consumer",
-        "--database-url",
-        url,
-        "--kafka-bootstrap-servers",
-        &bootstrap,
-    ];
-    argv.extend_from_slice(extra);
-    argv.push("--until-caught-up");
-    consumer::run(consumer::Cli::try_parse_from(argv).expect("consumer flags"))
-        .await
-        .expect("consumer run");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

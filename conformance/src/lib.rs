@@ -20,6 +20,8 @@
 //!   same key, the same `source.lsn` where both sides have one, otherwise in order.
 //! - [`field_diff`]: walks two JSON values side by side and lists every path where they differ,
 //!   minus what legitimately differs between two runs (see [`Baseline`]).
+//! - [`incremental`]: the comparison for incremental snapshots, whose `r` records interleave
+//!   with the stream by timing: streamed changes in order, reads per key, final state per key.
 //! - [`report`]: the differences, readable (`value.payload.after.total: dbz="AJw=" ours="AJ0="`).
 //!
 //! Usage:
@@ -31,11 +33,13 @@
 //! ```
 
 pub mod field_diff;
+pub mod incremental;
 pub mod pairing;
 pub mod record;
 pub mod report;
 
 pub use field_diff::Baseline;
+pub use incremental::compare_incremental;
 pub use record::{parse_recording, Record, RecordingError};
 pub use report::{Difference, RecordRef, Report};
 

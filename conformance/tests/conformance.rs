@@ -47,7 +47,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use conformance::{compare, parse_recording, CompareOptions, Difference, Record, Report};
+use conformance::{
+    compare, compare_incremental, parse_recording, CompareOptions, Difference, Record, Report,
+};
 use futures::StreamExt;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
@@ -157,7 +159,15 @@ fn side_by_side_from_files() {
         &env("CONFORMANCE_DEBEZIUM_PREFIX"),
         &env("CONFORMANCE_OUR_PREFIX"),
     );
-    let report = without_accepted(compare(&debezium, &ours, &options));
+    // With a signal table (scripts/conformance sets it from signal.data.collection): the
+    // incremental-snapshot comparison.
+    let report = match std::env::var("CONFORMANCE_SIGNAL_TABLE") {
+        Ok(signal_table) if !signal_table.is_empty() => {
+            compare_incremental(&debezium, &ours, &options, &signal_table)
+        }
+        _ => compare(&debezium, &ours, &options),
+    };
+    let report = without_accepted(report);
     println!("{report}");
     assert!(report.is_identical(), "side by side: {report}");
 }
@@ -370,6 +380,10 @@ async fn run_scenario(scenario: &Scenario) -> anyhow::Result<Report> {
         }
         None => "scripts/debezium's connector configuration".to_owned(),
     };
+    // A signal table makes it an incremental-snapshot scenario (conformance::incremental).
+    let signal_table = connector
+        .get("signal.data.collection")
+        .map(|table| table.to_owned());
     let args = common::reader_args_from_debezium_config(
         &name,
         &prefix,
@@ -394,6 +408,9 @@ async fn run_scenario(scenario: &Scenario) -> anyhow::Result<Report> {
         run_statements(&mut connection, &scenario.changes)
             .await
             .context("scenario changes")?;
+        if signal_table.is_some() {
+            wait_for_incremental_snapshot(&pool, &slot).await?;
+        }
         // The insert position: a non-transactional logical message is not flushed at once
         // (PostgreSQL 15), so the write position may lag behind it.
         let written = wal_insert_lsn(&pool).await?;
@@ -420,11 +437,39 @@ async fn run_scenario(scenario: &Scenario) -> anyhow::Result<Report> {
             .await
             .context("reading our topics")??;
     let options = CompareOptions::against_recording(RECORDING_TOPIC_PREFIX, &prefix);
-    Ok(without_accepted(compare(
-        &scenario.recording,
-        &ours,
-        &options,
-    )))
+    let report = match &signal_table {
+        Some(signal_table) => {
+            compare_incremental(&scenario.recording, &ours, &options, signal_table)
+        }
+        None => compare(&scenario.recording, &ours, &options),
+    };
+    Ok(without_accepted(report))
+}
+
+/// Waits until the reader has carried out every `execute-snapshot` signal of the scenario: its
+/// stored progress (`cdc_reader_incremental_snapshots`) has handled a signal and runs none.
+async fn wait_for_incremental_snapshot(pool: &sqlx::PgPool, slot: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + DELIVERY_TIMEOUT;
+    loop {
+        let done: Option<bool> = sqlx::query_scalar(
+            "SELECT progress->>'signal_id' IS NULL \
+                    AND jsonb_array_length(progress->'handled_signals') > 0 \
+             FROM cdc_reader_incremental_snapshots WHERE slot_name = $1",
+        )
+        .bind(slot)
+        .fetch_optional(pool)
+        .await
+        .context("cdc_reader_incremental_snapshots")?;
+        if done == Some(true) {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the incremental snapshot of slot {slot} did not finish within {} s",
+            DELIVERY_TIMEOUT.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The report minus the differences in [`ACCEPTED_DIFFERENCES`], each printed with its reason

@@ -63,16 +63,17 @@ pub async fn load_states(
         Option<String>,
         Option<i64>,
         Option<i64>,
+        Option<i64>,
     );
     let rows: Vec<StateRow> = sqlx::query_as(
-        "SELECT order_id, present, customer_id, status, total_cents, last_lsn \
+        "SELECT order_id, present, customer_id, status, total_cents, last_lsn, last_commit_lsn \
          FROM projection_order_state WHERE order_id = ANY($1)",
     )
     .bind(order_ids)
     .fetch_all(tx)
     .await?;
     let mut states = OrderStates::new();
-    for (order_id, present, customer_id, status, total_cents, last_lsn) in rows {
+    for (order_id, present, customer_id, status, total_cents, last_lsn, last_commit_lsn) in rows {
         let row = match (present, customer_id, status, total_cents) {
             (true, Some(customer_id), Some(status), Some(cents)) => Some(OrderRow {
                 customer_id,
@@ -81,7 +82,14 @@ pub async fn load_states(
             }),
             _ => None,
         };
-        states.insert(order_id, OrderState { row, last_lsn });
+        states.insert(
+            order_id,
+            OrderState {
+                row,
+                last_lsn,
+                last_commit_lsn,
+            },
+        );
     }
     Ok(states)
 }
@@ -193,6 +201,7 @@ async fn write_states(tx: &mut PgConnection, fold: &BatchFold) -> Result<(), sql
     let mut statuses: Vec<Option<&str>> = Vec::new();
     let mut totals: Vec<Option<i64>> = Vec::new();
     let mut lsns: Vec<Option<i64>> = Vec::new();
+    let mut commit_lsns: Vec<Option<i64>> = Vec::new();
     for (order_id, state) in fold.changed_states() {
         ids.push(order_id);
         present.push(state.row.is_some());
@@ -200,15 +209,17 @@ async fn write_states(tx: &mut PgConnection, fold: &BatchFold) -> Result<(), sql
         statuses.push(state.row.as_ref().map(|r| r.status.as_str()));
         totals.push(state.row.as_ref().map(|r| r.total.0));
         lsns.push(state.last_lsn);
+        commit_lsns.push(state.last_commit_lsn);
     }
     if ids.is_empty() {
         return Ok(());
     }
     sqlx::query(
-        "INSERT INTO projection_order_state (order_id, present, customer_id, status, total_cents, last_lsn) \
-         SELECT * FROM UNNEST($1::bigint[], $2::bool[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[]) \
+        "INSERT INTO projection_order_state (order_id, present, customer_id, status, total_cents, last_lsn, last_commit_lsn) \
+         SELECT * FROM UNNEST($1::bigint[], $2::bool[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[]) \
          ON CONFLICT (order_id) DO UPDATE SET present = EXCLUDED.present, customer_id = EXCLUDED.customer_id, \
-           status = EXCLUDED.status, total_cents = EXCLUDED.total_cents, last_lsn = EXCLUDED.last_lsn",
+           status = EXCLUDED.status, total_cents = EXCLUDED.total_cents, last_lsn = EXCLUDED.last_lsn, \
+           last_commit_lsn = EXCLUDED.last_commit_lsn",
     )
     .bind(&ids)
     .bind(&present)
@@ -216,6 +227,7 @@ async fn write_states(tx: &mut PgConnection, fold: &BatchFold) -> Result<(), sql
     .bind(&statuses)
     .bind(&totals)
     .bind(&lsns)
+    .bind(&commit_lsns)
     .execute(tx)
     .await?;
     Ok(())

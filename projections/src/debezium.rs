@@ -164,16 +164,7 @@ fn payload_to_event(
 ) -> Result<ChangeEvent, DecodeError> {
     let code = payload.op.ok_or(DecodeError::Missing("op"))?;
     let op = Op::from_code(&code).ok_or_else(|| DecodeError::UnknownOp(code.to_string()))?;
-    let lsn = payload
-        .source
-        .and_then(|s| s.lsn)
-        .ok_or(DecodeError::Missing("source.lsn"))?;
-    if lsn < 0 {
-        return Err(DecodeError::Invalid(format!(
-            "source.lsn {lsn} is negative"
-        )));
-    }
-    let position = Position::Lsn(lsn);
+    let position = position(payload.source.as_ref())?;
     match op {
         Op::Delete => {
             let before = payload
@@ -210,6 +201,53 @@ fn payload_to_event(
                 position,
             })
         }
+    }
+}
+
+/// Where the change sits in the source's order ([`Position::Sequence`]): `source.sequence`
+/// (`"[\"<last commit>\",\"<lsn>\"]"`, either may be null) and `source.lsn`. An incremental
+/// snapshot read has no `source.lsn`; the second half of its sequence (the high watermark's
+/// LSN) stands in. A record with neither is not usable.
+fn position(source: Option<&Source<'_>>) -> Result<Position, DecodeError> {
+    let source = source.ok_or(DecodeError::Missing("source.lsn"))?;
+    let (last_commit, sequence_lsn) = match source.sequence.as_deref() {
+        Some(text) => parse_sequence(text)?,
+        None => (None, None),
+    };
+    let lsn = source
+        .lsn
+        .or(sequence_lsn)
+        .ok_or(DecodeError::Missing("source.lsn"))?;
+    if lsn < 0 {
+        return Err(DecodeError::Invalid(format!(
+            "source.lsn {lsn} is negative"
+        )));
+    }
+    Ok(Position::Sequence { last_commit, lsn })
+}
+
+/// `["22910400","22910504"]` (a JSON array of two LSNs as strings, or nulls) into its halves.
+fn parse_sequence(text: &str) -> Result<(Option<i64>, Option<i64>), DecodeError> {
+    let invalid = || {
+        DecodeError::Invalid(format!(
+            "source.sequence `{text}` is not [\"<lsn>\",\"<lsn>\"]"
+        ))
+    };
+    let halves: Vec<Option<Cow<'_, str>>> = serde_json::from_str(text).map_err(|_| invalid())?;
+    let lsn = |half: Option<&Option<Cow<'_, str>>>| -> Result<Option<i64>, DecodeError> {
+        match half {
+            Some(Some(text)) => text
+                .parse::<i64>()
+                .ok()
+                .filter(|lsn| *lsn >= 0)
+                .map(Some)
+                .ok_or_else(invalid),
+            _ => Ok(None),
+        }
+    };
+    match halves.len() {
+        2 => Ok((lsn(halves.first())?, lsn(halves.get(1))?)),
+        _ => Err(invalid()),
     }
 }
 
@@ -347,7 +385,8 @@ struct Outer<'a> {
     before: Option<Row<'a>>,
     #[serde(borrow)]
     after: Option<Row<'a>>,
-    source: Option<Source>,
+    #[serde(borrow)]
+    source: Option<Source<'a>>,
     #[serde(borrow)]
     op: Option<Cow<'a, str>>,
 }
@@ -358,7 +397,8 @@ struct Payload<'a> {
     before: Option<Row<'a>>,
     #[serde(borrow)]
     after: Option<Row<'a>>,
-    source: Option<Source>,
+    #[serde(borrow)]
+    source: Option<Source<'a>>,
     #[serde(borrow)]
     op: Option<Cow<'a, str>>,
 }
@@ -374,8 +414,10 @@ struct Row<'a> {
 }
 
 #[derive(Deserialize)]
-struct Source {
+struct Source<'a> {
     lsn: Option<i64>,
+    #[serde(borrow)]
+    sequence: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -497,7 +539,13 @@ mod tests {
         let event = change(&with_schema(&payload));
         assert_eq!(event.order_id, 42);
         assert_eq!(event.op, Op::Create);
-        assert_eq!(event.position, Position::Lsn(22910504));
+        assert_eq!(
+            event.position,
+            Position::Sequence {
+                last_commit: Some(22910216),
+                lsn: 22910504
+            }
+        );
         assert_eq!(
             event.after,
             Some(OrderRow {
@@ -713,5 +761,48 @@ mod tests {
                 "{cents} -> {text}"
             );
         }
+    }
+
+    /// An incremental snapshot read (Debezium 3.6.1, conformance/debezium/incremental_snapshot/):
+    /// no `source.lsn`, the high watermark's LSN twice in `source.sequence`.
+    #[test]
+    fn an_incremental_read_is_positioned_at_its_high_watermark() {
+        let event = change(
+            r#"{"before":null,"after":{"id":42,"customer_id":7,"status":"NEW","total":"12.30"},
+               "source":{"snapshot":"incremental","lsn":null,"txId":null,
+                         "sequence":"[\"41043784\",\"41043784\"]"},"op":"r"}"#,
+        );
+        assert_eq!(
+            event.position,
+            Position::Sequence {
+                last_commit: Some(41043784),
+                lsn: 41043784
+            }
+        );
+        let streamed = change(
+            r#"{"before":null,"after":{"id":42,"customer_id":7,"status":"NEW","total":"12.30"},
+               "source":{"lsn":41042496,"sequence":"[null,\"41042496\"]"},"op":"u"}"#,
+        );
+        assert_eq!(
+            streamed.position,
+            Position::Sequence {
+                last_commit: None,
+                lsn: 41042496
+            }
+        );
+        let neither = decode_change(Some(
+            br#"{"after":{"id":42,"customer_id":7,"status":"NEW","total":"1.00"},"source":{"lsn":null},"op":"r"}"#,
+        ));
+        assert!(
+            matches!(neither, Err(DecodeError::Missing("source.lsn"))),
+            "{neither:?}"
+        );
+        let garbled = decode_change(Some(
+            br#"{"after":{"id":42,"customer_id":7,"status":"NEW","total":"1.00"},"source":{"lsn":5,"sequence":"[1]"},"op":"u"}"#,
+        ));
+        assert!(
+            matches!(garbled, Err(DecodeError::Invalid(_))),
+            "{garbled:?}"
+        );
     }
 }

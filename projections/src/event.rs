@@ -57,6 +57,16 @@ pub enum Position {
     /// every duplicate and every stale redelivery. Snapshot reads share one LSN (the slot's
     /// consistent point), which is below every change streamed after the snapshot.
     Lsn(i64),
+    /// CDC with Debezium's `source.sequence` (`["<last commit>","<lsn>"]`): the end LSN of the
+    /// last transaction committed before this change's, then the change's own LSN, compared
+    /// in that order (see [`crate::order_state::apply`]). The first half follows commit order,
+    /// which the bare LSN does not: a transaction can write a row's WAL before an incremental
+    /// snapshot's high watermark and commit after it. An incremental snapshot read has no
+    /// `source.lsn`; it is the high watermark's LSN twice (`["90","90"]`), so it sorts after
+    /// every change it saw and before every change committed after it. `last_commit` is None
+    /// where the reader did not know it (the first transaction after it started): then the
+    /// LSNs alone are compared, as with [`Position::Lsn`].
+    Sequence { last_commit: Option<i64>, lsn: i64 },
     /// Outbox: the event's unique id (the `id` header). The consumer keeps the ids it has
     /// applied and drops an event it has seen; per order the topic is in commit order, so what
     /// is left is applied unconditionally.

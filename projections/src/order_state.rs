@@ -28,6 +28,9 @@ pub struct OrderState {
     pub row: Option<OrderRow>,
     /// The LSN of the last change applied (CDC); `None` if none came from CDC.
     pub last_lsn: Option<i64>,
+    /// The first half of that change's `source.sequence` (see [`Position::Sequence`]), when
+    /// it had one.
+    pub last_commit_lsn: Option<i64>,
 }
 
 /// An exactly-once change of one order's row: what every projection derives its deltas from.
@@ -54,13 +57,19 @@ pub enum Applied {
 /// Events with an event id ([`Position::EventId`]) are applied unconditionally: their
 /// duplicates are removed by id before they get here.
 pub fn apply(state: &mut OrderState, event: &ChangeEvent) -> Applied {
-    if let (Position::Lsn(lsn), Some(last_lsn)) = (&event.position, state.last_lsn) {
-        if *lsn <= last_lsn {
-            return Applied::Duplicate;
-        }
+    if !is_newer(state, &event.position) {
+        return Applied::Duplicate;
     }
-    if let Position::Lsn(lsn) = event.position {
-        state.last_lsn = Some(lsn);
+    match event.position {
+        Position::Lsn(lsn) => {
+            state.last_lsn = Some(lsn);
+            state.last_commit_lsn = None;
+        }
+        Position::Sequence { last_commit, lsn } => {
+            state.last_lsn = Some(lsn);
+            state.last_commit_lsn = last_commit;
+        }
+        Position::EventId(_) => {}
     }
     let before = std::mem::replace(&mut state.row, event.after.clone());
     Applied::Changed(Transition {
@@ -68,6 +77,31 @@ pub fn apply(state: &mut OrderState, event: &ChangeEvent) -> Applied {
         before,
         after: event.after.clone(),
     })
+}
+
+/// Is a change at `position` newer than the last one applied to `state`?
+///
+/// ```text
+/// stored (last commit, lsn)   event                     newer?
+/// (None, None)                anything                  yes
+/// (c, l)                      Sequence(c2, l2)          (c2, l2) > (c, l), commit order first
+/// (_, l), one commit unknown  Lsn(l2) / Sequence(_, l2) l2 > l
+/// ```
+fn is_newer(state: &OrderState, position: &Position) -> bool {
+    let Some(last_lsn) = state.last_lsn else {
+        return true;
+    };
+    match *position {
+        Position::Sequence {
+            last_commit: Some(commit),
+            lsn,
+        } => match state.last_commit_lsn {
+            Some(last_commit) => (commit, lsn) > (last_commit, last_lsn),
+            None => lsn > last_lsn,
+        },
+        Position::Sequence { lsn, .. } | Position::Lsn(lsn) => lsn > last_lsn,
+        Position::EventId(_) => true,
+    }
 }
 
 /// An in-memory state table: the states of the orders a batch touches (the consumer loads
@@ -181,7 +215,8 @@ mod tests {
             state,
             OrderState {
                 row: None,
-                last_lsn: Some(120)
+                last_lsn: Some(120),
+                last_commit_lsn: None,
             }
         );
     }
@@ -198,5 +233,72 @@ mod tests {
             apply(&mut state, &event(Op::Update, 60, Some(row(7, 200)))),
             Applied::Changed(_)
         ));
+    }
+
+    fn at_sequence(op: Op, last_commit: i64, lsn: i64, after: Option<OrderRow>) -> ChangeEvent {
+        ChangeEvent {
+            order_id: 42,
+            op,
+            after,
+            position: Position::Sequence {
+                last_commit: Some(last_commit),
+                lsn,
+            },
+        }
+    }
+
+    /// An incremental snapshot: read at the high watermark H=500 (sequence [500,500]); a
+    /// transaction that wrote the row at LSN 450, before the watermark, but committed after
+    /// it (its sequence starts past the watermark's commit, 520) is newer than the read.
+    #[test]
+    fn an_incremental_read_orders_by_the_high_watermark_then_commit_order() {
+        let mut state = OrderState::default();
+        apply(
+            &mut state,
+            &at_sequence(Op::Create, 100, 120, Some(row(7, 100))),
+        );
+        // The read saw the create (committed before the chunk was read): applied, same row.
+        assert!(matches!(
+            apply(
+                &mut state,
+                &at_sequence(Op::Read, 500, 500, Some(row(7, 100)))
+            ),
+            Applied::Changed(_)
+        ));
+        assert!(matches!(
+            apply(
+                &mut state,
+                &at_sequence(Op::Update, 520, 450, Some(row(7, 300)))
+            ),
+            Applied::Changed(_)
+        ));
+        // A redelivered suffix [create', read', update']: nothing undoes the update.
+        for event in [
+            at_sequence(Op::Create, 100, 120, Some(row(7, 100))),
+            at_sequence(Op::Read, 500, 500, Some(row(7, 100))),
+            at_sequence(Op::Update, 520, 450, Some(row(7, 300))),
+        ] {
+            assert_eq!(apply(&mut state, &event), Applied::Duplicate);
+        }
+        assert_eq!(state.row, Some(row(7, 300)));
+    }
+
+    #[test]
+    fn an_unknown_last_commit_compares_lsns_alone() {
+        let mut state = OrderState::default();
+        apply(
+            &mut state,
+            &at_sequence(Op::Create, 100, 120, Some(row(7, 100))),
+        );
+        // The first transaction after a reader restart: sequence [null, 130].
+        let restarted = ChangeEvent {
+            position: Position::Sequence {
+                last_commit: None,
+                lsn: 130,
+            },
+            ..event(Op::Update, 0, Some(row(7, 200)))
+        };
+        assert!(matches!(apply(&mut state, &restarted), Applied::Changed(_)));
+        assert_eq!(apply(&mut state, &restarted), Applied::Duplicate);
     }
 }

@@ -53,7 +53,12 @@ impl HistoryBuilder {
             order_id,
             op,
             after,
-            position: Position::Lsn(lsn),
+            // What the decoder makes of debezium_records' `source.sequence`,
+            // `["<lsn - 8>","<lsn>"]`.
+            position: Position::Sequence {
+                last_commit: Some(lsn - 8),
+                lsn,
+            },
         });
     }
 
@@ -246,7 +251,7 @@ pub struct Record {
 /// The Debezium records of one change: the change, plus a tombstone after a delete.
 pub fn debezium_records(event: &ChangeEvent, with_schema: bool) -> Vec<Record> {
     let lsn = match event.position {
-        Position::Lsn(lsn) => lsn,
+        Position::Lsn(lsn) | Position::Sequence { lsn, .. } => lsn,
         Position::EventId(_) => 0,
     };
     let row_json = |row: &OrderRow| {
@@ -310,7 +315,7 @@ pub fn debezium_records(event: &ChangeEvent, with_schema: bool) -> Vec<Record> {
 /// so a redelivered change carries the same id, as a re-read outbox row would.
 pub fn outbox_record(event: &ChangeEvent) -> Record {
     let lsn = match &event.position {
-        Position::Lsn(lsn) => *lsn,
+        Position::Lsn(lsn) | Position::Sequence { lsn, .. } => *lsn,
         Position::EventId(_) => 0,
     };
     let event_type = match (&event.op, &event.after) {

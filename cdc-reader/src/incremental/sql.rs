@@ -14,7 +14,7 @@
 //! text is what the stream's pgoutput values look like too (both come from the type's output
 //! function), so a streamed key and a read key compare equal.
 
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 use super::window::{ChunkRequest, Key, Progress, Row};
 use crate::pgoutput::Relation;
@@ -255,17 +255,7 @@ async fn text_rows(client: &Client, sql: &str, table: &str) -> Result<Vec<Row>, 
         .simple_query(sql)
         .await
         .map_err(query_error(format!("reading a chunk of {table}")))?;
-    Ok(messages
-        .into_iter()
-        .filter_map(|message| match message {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_string))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect())
+    Ok(crate::snapshot::text_rows(messages))
 }
 
 /// The progress table, next to `cdc_reader_snapshots`.

@@ -242,3 +242,34 @@ pub async fn drop_slot(pool: &sqlx::PgPool, slot: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Rows where order_totals (the consumer's projection) and the GROUP BY over orders disagree.
+pub async fn order_totals_differences(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar(
+        "WITH expected AS (SELECT customer_id, count(*)::bigint AS order_count, sum(total)::numeric AS total_amount
+                             FROM orders GROUP BY customer_id),
+              actual AS (SELECT customer_id, order_count, total_amount FROM order_totals)
+         SELECT count(*) FROM ((SELECT * FROM expected EXCEPT SELECT * FROM actual)
+                               UNION ALL (SELECT * FROM actual EXCEPT SELECT * FROM expected)) d",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Runs the consumer (`--until-caught-up`) against `url` with `extra` flags.
+pub async fn consume_until_caught_up(url: &str, extra: &[&str]) {
+    let bootstrap = bootstrap();
+    let mut argv = vec![
+        "consumer",
+        "--database-url",
+        url,
+        "--kafka-bootstrap-servers",
+        &bootstrap,
+    ];
+    argv.extend_from_slice(extra);
+    argv.push("--until-caught-up");
+    consumer::run(consumer::Cli::try_parse_from(argv).expect("consumer flags"))
+        .await
+        .expect("consumer run");
+}
