@@ -8,7 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{slot_name, unique_prefix};
-use db::metrics_text::{buckets, parse, sum, Sample};
+use db::metrics::scrape;
+use db::metrics_text::{buckets, sum};
 
 struct Killed(std::process::Child);
 impl Drop for Killed {
@@ -16,13 +17,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-async fn scrape(addr: &str) -> Option<Vec<Sample>> {
-    db::metrics::http_get(addr, "/metrics", Duration::from_secs(2))
-        .await
-        .ok()
-        .map(|text| parse(&text))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -158,6 +158,15 @@ fn dechunk(mut body: &str) -> String {
     out
 }
 
+/// `GET http://addr/metrics`, parsed ([`crate::metrics_text::parse`]); `None` while nothing
+/// answers there (a binary still starting, or one that is down).
+pub async fn scrape(addr: &str) -> Option<Vec<crate::metrics_text::Sample>> {
+    http_get(addr, "/metrics", Duration::from_secs(2))
+        .await
+        .ok()
+        .map(|text| crate::metrics_text::parse(&text))
+}
+
 /// A free TCP port on 127.0.0.1 now (for a test that starts a binary with `--metrics-listen`).
 pub fn free_local_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

@@ -41,6 +41,31 @@ pub fn slot_name(name: &str) -> String {
     format!("{}_slot", unique_name(name))
 }
 
+/// Waits (up to 60 s) until the reader of `slot` is streaming, so that what a test writes next
+/// arrives as streamed changes. While the slot is being created it is active but has no
+/// confirmed_flush_lsn yet; during the snapshot it is idle; once START_REPLICATION runs it is
+/// active with a position.
+pub async fn wait_until_streaming(pool: &PgPool, slot: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let streaming: Option<bool> = sqlx::query_scalar(
+            "SELECT active AND confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = $1",
+        )
+        .bind(slot)
+        .fetch_optional(pool)
+        .await
+        .expect("pg_replication_slots");
+        if streaming == Some(true) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reader of {slot} never started streaming"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// A migrated database named `test_<name>_<pid>` on the test server; returns its URL and a pool.
 ///
 /// `name` must be unique per test (letters, digits and `_`). The process id keeps two test

@@ -77,6 +77,10 @@ pub struct Cli {
     /// Partitions of the topics it creates (output, dead letters, changelog).
     #[arg(long, env = "ORDER_EVENTS_TOPIC_PARTITIONS", default_value_t = 1)]
     pub topic_partitions: i32,
+
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9103); off when unset.
+    #[arg(long, env = "ORDER_EVENTS_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Cli {

@@ -21,12 +21,14 @@
 //! - [`topology`]: the names of the sources, processor, store and sinks, printed at start.
 //! - [`kafka`]: the clients (transactional producer, read_committed consumer) and topics.
 //! - [`restore`]: rebuilding the state store from the changelog on start (a progress bar).
+//! - [`metrics`]: `--metrics-listen`: records in, events out, transactions, state size, latency.
 //! - [`processor`]: the loop: poll a batch, join, write it all in one transaction; on a Kafka
 //!   error abort and start again from the committed offsets and the changelog; when fenced
 //!   by a newer instance with the same `transactional.id`, exit.
 
 pub mod config;
 pub mod kafka;
+pub mod metrics;
 pub mod processor;
 pub mod restore;
 pub mod topology;

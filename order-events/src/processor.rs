@@ -30,7 +30,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Cli;
-use crate::{kafka, restore, topology};
+use crate::{kafka, metrics, restore, topology};
 
 /// Why a session ended.
 enum SessionEnd {
@@ -43,6 +43,9 @@ enum SessionEnd {
 /// Runs the processor until stopped or fenced.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::info!("{}", topology::describe(&cli));
+    if let Some(listen) = cli.metrics_listen {
+        metrics::serve_in_background(listen)?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     watch_for_signals(stop.clone())?;
     kafka::ensure_topics(
@@ -268,6 +271,7 @@ impl Session<'_> {
                     // Best effort: a broker that is away cannot take the abort either; the
                     // transaction then times out (transaction.timeout.ms) or the next
                     // init_transactions aborts it.
+                    metrics::transaction_aborted();
                     if let Err(abort) = self.producer.abort_transaction(kafka::REQUEST_TIMEOUT) {
                         if kafka::is_fenced(&abort) {
                             return Ok(SessionEnd::Fenced(abort.to_string()));
@@ -376,7 +380,7 @@ impl Session<'_> {
                 .begin_transaction()
                 .map_err(anyhow::Error::from)?;
         }
-        self.write_outputs(outputs)?;
+        let events = self.write_outputs(outputs)?;
         for (key, value) in self.join.take_changelog() {
             let mut record = BaseRecord::<str, [u8]>::to(&self.cli.changelog_topic).key(&key);
             if let Some(value) = &value {
@@ -398,9 +402,16 @@ impl Session<'_> {
                 .send_offsets_to_transaction(&offsets, &metadata, kafka::REQUEST_TIMEOUT)
                 .map_err(anyhow::Error::from)?;
         }
+        let committing = Instant::now();
         self.producer
             .commit_transaction(kafka::REQUEST_TIMEOUT)
             .map_err(anyhow::Error::from)?;
+        metrics::transaction_committed(
+            committing.elapsed(),
+            &events,
+            self.join.store().len(),
+            self.join.buffer().len(),
+        );
         self.last_commit = Instant::now();
         self.stats.records += count as u64;
         self.stats.transactions += 1;
@@ -413,6 +424,7 @@ impl Session<'_> {
         outputs: &mut Vec<JoinOutput>,
     ) -> anyhow::Result<()> {
         let topic = message.topic();
+        metrics::record_read(topic);
         self.positions.insert(
             (topic.to_string(), message.partition()),
             message.offset() + 1,
@@ -457,14 +469,21 @@ impl Session<'_> {
                         })),
                 )?;
                 self.stats.dead_letters += 1;
+                metrics::dead_letter();
             }
         }
         Ok(())
     }
 
-    fn write_outputs(&mut self, outputs: Vec<JoinOutput>) -> anyhow::Result<()> {
+    /// Queues the events and dead letters of a batch; returns each event's type and source
+    /// commit time (for the metrics, once the transaction commits).
+    fn write_outputs(
+        &mut self,
+        outputs: Vec<JoinOutput>,
+    ) -> anyhow::Result<Vec<(&'static str, i64)>> {
         let output_topic = self.cli.output_topic.clone();
         let dlq_topic = self.dlq_topic.clone();
+        let mut events = Vec::new();
         for output in outputs {
             match output {
                 JoinOutput::Event(event) => {
@@ -476,6 +495,7 @@ impl Session<'_> {
                             .payload(&value),
                     )?;
                     self.stats.events += 1;
+                    events.push((event.event_type.name(), event.source.ts_ms));
                 }
                 JoinOutput::DeadLetter(dead) => {
                     tracing::warn!(xid = dead.xid, reason = %dead.reason, "a source transaction goes to {dlq_topic}");
@@ -491,6 +511,7 @@ impl Session<'_> {
                             })),
                     )?;
                     self.stats.dead_letters += 1;
+                    metrics::dead_letter();
                 }
                 JoinOutput::HeldItems { order_id, xid } => {
                     tracing::debug!(
@@ -504,7 +525,7 @@ impl Session<'_> {
                 }
             }
         }
-        Ok(())
+        Ok(events)
     }
 
     /// Queues one record, waiting while the producer's queue is full.

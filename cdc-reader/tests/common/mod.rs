@@ -174,29 +174,8 @@ pub async fn current_wal_lsn(pool: &sqlx::PgPool) -> cdc_reader::lsn::Lsn {
     text.parse().expect("lsn")
 }
 
-/// Waits until the reader of `slot` is streaming, so that what a test writes next arrives as
-/// streamed changes. While the slot is being created it is active but has no confirmed_flush_lsn
-/// yet; during the snapshot it is idle; once START_REPLICATION runs it is active with a position.
-pub async fn wait_until_streaming(pool: &sqlx::PgPool, slot: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let streaming: Option<bool> = sqlx::query_scalar(
-            "SELECT active AND confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = $1",
-        )
-        .bind(slot)
-        .fetch_optional(pool)
-        .await
-        .expect("pg_replication_slots");
-        if streaming == Some(true) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the reader of {slot} never started streaming"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+#[allow(unused_imports)]
+pub use db::testing::wait_until_streaming;
 
 /// A reader running in-process (a task), and the trigger that stops it (like SIGTERM).
 pub type ReaderHandle =

@@ -136,27 +136,7 @@ pub fn start_reader(
     (handle, stop)
 }
 
-/// Waits until the reader of `slot` streams.
-pub async fn wait_until_streaming(pool: &sqlx::PgPool, slot: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let streaming: Option<bool> = sqlx::query_scalar(
-            "SELECT active AND confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = $1",
-        )
-        .bind(slot)
-        .fetch_optional(pool)
-        .await
-        .expect("pg_replication_slots");
-        if streaming == Some(true) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the reader never started streaming"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+pub use db::testing::wait_until_streaming;
 
 /// A producer run in-process: `orders` operations at `rate`/s.
 pub fn start_producer(

@@ -40,6 +40,18 @@ pub enum EventType {
     OrderDeleted,
 }
 
+impl EventType {
+    /// The name in the event's `type` field (and in metric labels).
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::OrderPlaced => "OrderPlaced",
+            EventType::OrderChanged => "OrderChanged",
+            EventType::OrderCancelled => "OrderCancelled",
+            EventType::OrderDeleted => "OrderDeleted",
+        }
+    }
+}
+
 /// Where the event came from in the source database.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventSource {
