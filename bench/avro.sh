@@ -72,7 +72,9 @@ replay() { # topic: prints "seconds events_per_s"
   [[ $wrong == 0 ]] || warn "order_totals from $1 differs from the GROUP BY in $wrong customers"
 }
 
-log_bytes() { du -sb "$PLAY/kafka/data/$1-0" | cut -f1; } # Kafka's log of partition 0, on disk
+log_bytes() { # the size of partition 0's log segments (not its preallocated index files)
+  cat "$PLAY/kafka/data/$1-0/"*.log | wc -c
+}
 
 rate() { python3 -c "print(f'{$1 / $2:,.0f}')"; }
 mb() { python3 -c "print(f'{$1 / 1024:.1f}')"; }
