@@ -241,8 +241,10 @@ impl Names {
             avro_fields.push(Json::Object(avro_field));
         }
         out.insert("fields".into(), Json::Array(avro_fields));
+        // A record's doc too goes into `connect.doc`, not Avro's `doc` (what Apicurio's
+        // AvroConverter registers for Debezium's VariableScaleDecimal).
         if let Some(doc) = connect.get("doc") {
-            out.insert("doc".into(), doc.clone());
+            out.insert("connect.doc".into(), doc.clone());
         }
         if let Some(version) = connect.get("version") {
             out.insert("connect.version".into(), version.clone());
@@ -582,6 +584,22 @@ mod tests {
         assert_eq!(
             schema_text(small),
             json!({"type":"int","connect.type":"int16"})
+        );
+    }
+
+    #[test]
+    fn a_struct_doc_is_connect_doc() {
+        let decimal = json!({"type":"struct","fields":[
+            {"type":"int32","optional":false,"field":"scale"},
+            {"type":"bytes","optional":false,"field":"value"}],
+            "optional":false,"name":"io.debezium.data.VariableScaleDecimal","version":1,
+            "doc":"Variable scaled decimal"});
+        assert_eq!(
+            schema_text(decimal),
+            json!({"type":"record","name":"VariableScaleDecimal","namespace":"io.debezium.data",
+                "fields":[{"name":"scale","type":"int"},{"name":"value","type":"bytes"}],
+                "connect.doc":"Variable scaled decimal","connect.version":1,
+                "connect.name":"io.debezium.data.VariableScaleDecimal"})
         );
     }
 
