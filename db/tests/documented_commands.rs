@@ -569,7 +569,21 @@ fn check_fresh(
         let mut sources = vec![found.dir.join("Cargo.toml")];
         collect_files(&found.dir.join("src"), &mut sources);
         collect_files(&found.dir.join("migrations"), &mut sources);
+        // Another binary's own source (src/bin/<other>.rs) is not linked into this one.
+        let binary_name = binary.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let bins = found.dir.join("src").join("bin");
+        let other_binary = |source: &Path| {
+            source.strip_prefix(&bins).ok().is_some_and(|rest| {
+                let first = rest.components().next();
+                let stem =
+                    first.and_then(|c| Path::new(c.as_os_str()).file_stem().map(|s| s.to_owned()));
+                stem.is_some_and(|stem| stem != binary_name)
+            })
+        };
         for source in sources {
+            if other_binary(&source) {
+                continue;
+            }
             if modified(&source).is_some_and(|changed| changed > built) {
                 return Err(format!(
                     "{} is older than {}: run `cargo build --bins` first (`cargo test --workspace` \

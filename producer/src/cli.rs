@@ -113,6 +113,9 @@ pub struct RunArgs {
     /// Longest wait between two attempts.
     #[arg(long, env = "PRODUCER_RETRY_BACKOFF_MAX", default_value = "5s", value_parser = humantime::parse_duration)]
     pub retry_backoff_max: Duration,
+    /// Serve Prometheus metrics on http://ADDR/metrics while the run lasts (e.g. 127.0.0.1:9100).
+    #[arg(long, env = "PRODUCER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl RunArgs {

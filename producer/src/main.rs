@@ -22,6 +22,9 @@ async fn main() -> anyhow::Result<()> {
                 .context("producer serve stopped")?;
         }
         None => {
+            if let Some(listen) = cli.run.metrics_listen {
+                db::metrics::serve(listen, "producer").await?;
+            }
             let summary = producer::run(cli.run.into_config())
                 .await
                 .context("the producer run failed")?;

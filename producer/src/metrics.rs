@@ -1,9 +1,10 @@
-//! `producer serve`'s `/metrics` (with `--metrics-listen`, see [`db::metrics`]): every API
-//! request, by kind of operation and outcome, and how long its transaction took.
+//! The producer's `/metrics` (with `--metrics-listen`, see [`db::metrics`]): every API request
+//! of `producer serve`, and every committed operation of a workload run, by kind of operation
+//! and outcome, and how long its transaction took.
 //!
 //! | name | type | labels |
 //! |---|---|---|
-//! | `pgcdc_producer_operations_total` | counter | `kind` (create, read, update, delete), `outcome` (ok, rejected, unavailable, error) |
+//! | `pgcdc_producer_operations_total` | counter | `kind` (create, read, update, delete; a workload run: create, update, cancel, delete), `outcome` (ok, rejected, unavailable, error) |
 //! | `pgcdc_producer_transaction_seconds` | histogram | `kind` |
 //!
 //! A middleware around the routes ([`record_operation`]) does it, so the handlers stay as
@@ -32,12 +33,20 @@ pub async fn record_operation(request: Request, next: Next) -> Response {
         } else {
             "error"
         };
-        metrics::counter!("pgcdc_producer_operations_total", "kind" => kind, "outcome" => outcome)
-            .increment(1);
-        metrics::histogram!("pgcdc_producer_transaction_seconds", "kind" => kind)
-            .record(started.elapsed().as_secs_f64());
+        operation(kind, outcome, started.elapsed());
     }
     response
+}
+
+/// Counts one operation of `kind` with its `outcome`, and how long its transaction took.
+pub fn operation(kind: &'static str, outcome: &'static str, took: std::time::Duration) {
+    if !db::metrics::enabled() {
+        return;
+    }
+    metrics::counter!("pgcdc_producer_operations_total", "kind" => kind, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("pgcdc_producer_transaction_seconds", "kind" => kind)
+        .record(took.as_secs_f64());
 }
 
 /// `create`, `read`, `update` or `delete` for a request of the orders API.

@@ -471,8 +471,12 @@ async fn apply_with_retries(
                 Err(error) => return Err(Failed::Run(error)),
             }
         };
+        let started = std::time::Instant::now();
         let error = match apply(connection, operation, event_id, order_ids, mode).await {
-            Ok(committed) => return Ok(Applied::Committed(committed)),
+            Ok(committed) => {
+                crate::metrics::operation(operation.kind().as_str(), "ok", started.elapsed());
+                return Ok(Applied::Committed(committed));
+            }
             Err(error) => error,
         };
         match error {

@@ -79,3 +79,50 @@ async fn operations_are_counted_by_kind_and_outcome() {
     let timed = buckets(&samples, "pgcdc_producer_transaction_seconds");
     assert_eq!(timed.last().map(|b| b.1), Some(6.0), "{text}");
 }
+
+/// A workload run with `--metrics-listen` serves `/metrics` while it lasts: its committed
+/// operations are counted by kind (the live page's producer box in `scripts/demo`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_run_counts_its_operations() {
+    let (url, _pool) = db::testing::fresh_database("producer_run_metrics")
+        .await
+        .expect("database");
+    let metrics = format!("127.0.0.1:{}", db::metrics::free_local_port().unwrap());
+    let _run = Killed(
+        Command::new(env!("CARGO_BIN_EXE_producer"))
+            .args(["--database-url", &url, "--duration", "60s", "--rate", "50"])
+            .args(["--no-progress", "--metrics-listen", &metrics])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the producer"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the run's /metrics never counted 20 operations"
+        );
+        if let Some(samples) = db::metrics::scrape(&metrics).await {
+            let creates = sum(
+                &samples,
+                "pgcdc_producer_operations_total",
+                &[("kind", "create"), ("outcome", "ok")],
+            );
+            let all = sum(&samples, "pgcdc_producer_operations_total", &[]);
+            let timed = buckets(&samples, "pgcdc_producer_transaction_seconds");
+            if all >= 20.0 {
+                assert!(creates >= 1.0, "no create among {all} operations");
+                // Counter and histogram are recorded one after the other: a scrape may fall
+                // between the two for the operation in progress.
+                let timed = timed.last().map_or(0.0, |b| b.1);
+                assert!(
+                    (all - timed).abs() <= 2.0,
+                    "{all} operations, {timed} timed"
+                );
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
+use rdkafka::message::{Headers, OwnedMessage};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 #[derive(Debug, Parser)]
@@ -90,6 +90,7 @@ fn main() -> anyhow::Result<()> {
         .set("bootstrap.servers", &args.kafka_bootstrap_servers)
         .set("enable.auto.commit", "false")
         .set("group.id", "topic-peek")
+        .set("isolation.level", "read_committed")
         .create()
         .context("creating a Kafka client")?;
     let timeout = Duration::from_secs(10);
@@ -135,15 +136,8 @@ fn main() -> anyhow::Result<()> {
     else {
         bail!("topic {topic} does not exist (list them with --list)");
     };
-    let mut assignment = TopicPartitionList::new();
-    let mut expected = 0;
-    for partition in found.partitions() {
-        let (low, high) = consumer.fetch_watermarks(topic, partition.id(), timeout)?;
-        let start = (high - args.last).max(low);
-        expected += high - start;
-        assignment.add_partition_offset(topic, partition.id(), Offset::Offset(start))?;
-    }
-    consumer.assign(&assignment)?;
+    let partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+    let messages = last_messages(&consumer, topic, &partitions, args.last, timeout)?;
     let mut avro = AvroPeek {
         runtime: tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -153,13 +147,7 @@ fn main() -> anyhow::Result<()> {
             &args.schema_registry_url,
         )),
     };
-    let deadline = Instant::now() + timeout;
-    let mut printed = 0;
-    while printed < expected && Instant::now() < deadline {
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let message = message?;
+    for message in &messages {
         let mut parse = |bytes: Option<&[u8]>| match bytes {
             None => serde_json::Value::Null,
             Some(b) if schema_registry::wire::looks_like_avro(b) => avro.show(b),
@@ -205,7 +193,63 @@ fn main() -> anyhow::Result<()> {
         } else {
             println!("{}", serde_json::to_string_pretty(&record)?);
         }
-        printed += 1;
     }
     Ok(())
+}
+
+/// The last `count` records of each partition, oldest first. Offsets are not records: in a
+/// topic written with Kafka transactions (orders.events.v1) every commit takes an offset of its
+/// own (a control record, never delivered), and aborted records are skipped (this client reads
+/// `read_committed`). So the window is read to the partition's end, and widened (x4) while it
+/// holds fewer records than asked for and the partition has older ones.
+fn last_messages(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: &[i32],
+    count: i64,
+    timeout: Duration,
+) -> anyhow::Result<Vec<OwnedMessage>> {
+    let mut found = Vec::new();
+    for &partition in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+        let mut window = count.max(1);
+        loop {
+            let start = (high - window).max(low);
+            let mut assignment = TopicPartitionList::new();
+            assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
+            consumer.assign(&assignment)?;
+            let mut read: Vec<OwnedMessage> = Vec::new();
+            let deadline = Instant::now() + timeout;
+            // The end is reached when the position (the next offset to fetch, which moves past
+            // control records too) gets to the high watermark.
+            let at_end = || {
+                consumer.position().ok().is_some_and(|list| {
+                    list.elements()
+                        .iter()
+                        .any(|e| matches!(e.offset(), Offset::Offset(next) if next >= high))
+                })
+            };
+            while start < high && Instant::now() < deadline {
+                match consumer.poll(Duration::from_millis(100)) {
+                    None if at_end() => break,
+                    None => continue,
+                    Some(Err(error)) => return Err(error.into()),
+                    Some(Ok(message)) => {
+                        let last = message.offset() + 1 >= high;
+                        read.push(message.detach());
+                        if last {
+                            break;
+                        }
+                    }
+                }
+            }
+            if read.len() as i64 >= count || start == low || window >= 1 << 24 {
+                let skip = read.len().saturating_sub(count.max(0) as usize);
+                found.extend(read.into_iter().skip(skip));
+                break;
+            }
+            window = window.saturating_mul(4);
+        }
+    }
+    Ok(found)
 }
