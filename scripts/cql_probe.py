@@ -8,7 +8,7 @@ Exit 0 when the node answered the query, 1 otherwise.
 
     scripts/cql_probe.py HOST:PORT --query "SELECT count(*) FROM playground.order_events"
 runs one query instead and prints its rows, one a line, columns separated by `|` (text, ints,
-booleans, uuids and timestamps in ms are decoded; other types print as hex): a tiny stand-in for
+decimals, booleans, uuids and timestamps in ms are decoded; other types print as hex): a tiny stand-in for
 cqlsh, which the workshop and scripts/demo use to show rows.
 
 Wire format (native protocol v4, big-endian):
@@ -101,6 +101,14 @@ def decode_value(type_id, raw):
     if type_id in (0x0001, 0x000D):  # ascii, varchar
         return raw.decode()
     if type_id in (0x0002, 0x0009, 0x0013, 0x0014, 0x000B):  # bigint, int, smallint, tinyint, timestamp
+        return str(int.from_bytes(raw, "big", signed=True))
+    if type_id == 0x0006 and len(raw) >= 4:  # decimal: int32 scale, varint unscaled
+        scale = int.from_bytes(raw[:4], "big", signed=True)
+        unscaled = int.from_bytes(raw[4:], "big", signed=True)
+        digits = str(abs(unscaled)).rjust(scale + 1, "0") if scale > 0 else str(abs(unscaled))
+        text = digits[:-scale] + "." + digits[-scale:] if scale > 0 else digits + "0" * -scale
+        return ("-" if unscaled < 0 else "") + text
+    if type_id == 0x000E:  # varint
         return str(int.from_bytes(raw, "big", signed=True))
     if type_id == 0x0004:  # boolean
         return "true" if raw != b"\x00" else "false"
