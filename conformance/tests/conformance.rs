@@ -39,6 +39,16 @@
 //!
 //! `side_by_side_from_files` (ignored) is the comparing half of `scripts/conformance`, the live
 //! run of both connectors on the same database.
+//!
+//! Avro (`debezium/avro/<scenario>.jsonl`, run as `avro/<scenario>`): the real Debezium with
+//! Apicurio's Kafka Connect `AvroConverter` (`scripts/debezium up --avro`) wrote these records
+//! into the schema registry's wire format; the recording holds each record decoded (the
+//! JSON form: the Connect schema made from the Avro schema, and the payload) and the Avro
+//! schemas it was written with (`key_avro_schema`, `value_avro_schema`). The reader runs with
+//! `--format avro` against the stack's registry; its records are decoded the same way and
+//! compared like JSON ones, and every subject's registered schemas (in the order they appear)
+//! must equal Debezium's, topic prefix aside. `avro_side_by_side_from_topics` (ignored) is the
+//! comparing half of `scripts/conformance --avro`, and writes those recordings.
 
 mod common;
 
@@ -54,6 +64,7 @@ use futures::StreamExt;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use schema_registry::{AvroDecoder, RegistryClient};
 use serde_json::Value;
 use sqlx::Connection;
 use tokio::sync::oneshot;
@@ -78,6 +89,9 @@ struct AcceptedDifference {
     path: &'static str,
     why: &'static str,
 }
+
+/// The folder of recordings made with Apicurio's AvroConverter (`scripts/conformance --avro`).
+const AVRO_FOLDER: &str = "avro";
 
 /// The ONE list of differences this test lets pass. Keep it short and say why for each.
 const ACCEPTED_DIFFERENCES: &[AcceptedDifference] = &[];
@@ -188,6 +202,8 @@ struct Scenario {
     changes: String,
     recording: Vec<Record>,
     options: Option<DebeziumOptions>,
+    /// Recorded as Avro: the reader runs with `--format avro`, the schemas are compared too.
+    avro: Option<Vec<AvroSchemaUse>>,
 }
 
 /// The Debezium connector keys a folder of recordings was made with.
@@ -201,6 +217,7 @@ struct DebeziumOptions {
 impl Scenario {
     fn is_wanted(&self, wanted: &[&str]) -> bool {
         let folder = self.options.as_ref().map(|options| options.folder.as_str());
+        let folder = folder.or(self.avro.as_ref().map(|_| AVRO_FOLDER));
         wanted
             .iter()
             .any(|&name| name == self.name || name == self.file_name || Some(name) == folder)
@@ -243,6 +260,31 @@ fn discover_scenarios(dir: &Path) -> anyhow::Result<Vec<Scenario>> {
             );
             let mut loaded = load_scenario(&scenario, folder, Some(options.clone()))?;
             loaded.run_name = format!("cf{index}_{}", loaded.file_name);
+            scenarios.push(loaded);
+        }
+    }
+    let avro = dir.join("debezium").join(AVRO_FOLDER);
+    if avro.is_dir() {
+        for recording in files_with_extension(&avro, "jsonl")? {
+            let stem = recording
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .unwrap_or_default();
+            let scenario = scenarios_dir.join(format!("{stem}.sql"));
+            ensure!(
+                scenario.is_file(),
+                "{}: no scenario {} to compare it with",
+                recording.display(),
+                scenario.display()
+            );
+            let mut loaded = load_scenario(&scenario, &avro, None)?;
+            let text = std::fs::read_to_string(&recording)?;
+            loaded.avro = Some(
+                recorded_avro_schemas(&text)
+                    .with_context(|| format!("reading {}", recording.display()))?,
+            );
+            loaded.name = format!("{AVRO_FOLDER}/{}", loaded.file_name);
+            loaded.run_name = format!("cfavro_{}", loaded.file_name);
             scenarios.push(loaded);
         }
     }
@@ -332,6 +374,7 @@ fn load_scenario(
         changes: changes.to_owned(),
         recording,
         options,
+        avro: None,
     })
 }
 
@@ -384,13 +427,13 @@ async fn run_scenario(scenario: &Scenario) -> anyhow::Result<Report> {
     let signal_table = connector
         .get("signal.data.collection")
         .map(|table| table.to_owned());
+    let registry = registry_url();
+    let mut extra = vec!["--drop-slot-on-exit"];
+    if scenario.avro.is_some() {
+        extra.extend(["--format", "avro", "--schema-registry-url", &registry]);
+    }
     let args = common::reader_args_from_debezium_config(
-        &name,
-        &prefix,
-        &url,
-        &source,
-        &connector,
-        &["--drop-slot-on-exit"],
+        &name, &prefix, &url, &source, &connector, &extra,
     )?;
     // ExtractNewRecordState drops records after the reader counted them (tombstones, truncates,
     // deletes in `drop` mode): the count is then an upper bound, not what the topics hold.
@@ -432,18 +475,311 @@ async fn run_scenario(scenario: &Scenario) -> anyhow::Result<Report> {
     delivered?;
 
     let topic_prefix = format!("{prefix}.");
-    let ours =
-        tokio::task::spawn_blocking(move || read_topics_with_prefix(&topic_prefix, records_sent))
-            .await
-            .context("reading our topics")??;
+    let raw = tokio::task::spawn_blocking(move || {
+        read_raw_topics_with_prefix(&topic_prefix, records_sent)
+    })
+    .await
+    .context("reading our topics")??;
     let options = CompareOptions::against_recording(RECORDING_TOPIC_PREFIX, &prefix);
-    let report = match &signal_table {
-        Some(signal_table) => {
-            compare_incremental(&scenario.recording, &ours, &options, signal_table)
-        }
-        None => compare(&scenario.recording, &ours, &options),
+    let Some(recorded_schemas) = &scenario.avro else {
+        let ours = json_records(raw)?;
+        let report = match &signal_table {
+            Some(signal_table) => {
+                compare_incremental(&scenario.recording, &ours, &options, signal_table)
+            }
+            None => compare(&scenario.recording, &ours, &options),
+        };
+        return Ok(without_accepted(report));
     };
-    Ok(without_accepted(report))
+    let (ours, our_schemas) = avro_records(&raw, &registry).await?;
+    let mut report = without_accepted(compare(&scenario.recording, &ours, &options));
+    report.differences.extend(avro_schema_differences(
+        recorded_schemas,
+        &our_schemas,
+        &options,
+    ));
+    Ok(report)
+}
+
+/// The stack's schema registry (`SCHEMA_REGISTRY_URL`, which `scripts/test` exports).
+fn registry_url() -> String {
+    std::env::var("SCHEMA_REGISTRY_URL")
+        .unwrap_or_else(|_| cdc_reader::config::DEFAULT_SCHEMA_REGISTRY_URL.to_string())
+}
+
+/// The comparing half of `scripts/conformance --avro`: the records of both connectors, read
+/// from Kafka and decoded with the writer schemas from the registry, compared side by side,
+/// and their registered schemas compared subject by subject. Writes both sides, decoded, to
+/// `CONFORMANCE_WORK/{debezium,ours}.jsonl`, and Debezium's as a recording (its topic prefix
+/// made `dbz`) to `CONFORMANCE_WORK/recording.jsonl`: `conformance/debezium/avro/<scenario>.jsonl`.
+#[tokio::test]
+#[ignore = "run by scripts/conformance --avro with CONFORMANCE_* set"]
+async fn avro_side_by_side_from_topics() {
+    let env = |name: &str| {
+        std::env::var(name)
+            .unwrap_or_else(|_| panic!("{name} is not set (scripts/conformance --avro sets it)"))
+    };
+    let (dbz_prefix, our_prefix) = (
+        env("CONFORMANCE_DEBEZIUM_PREFIX"),
+        env("CONFORMANCE_OUR_PREFIX"),
+    );
+    let work = PathBuf::from(env("CONFORMANCE_WORK"));
+    let registry = registry_url();
+    let mut sides = Vec::new();
+    for prefix in [&dbz_prefix, &our_prefix] {
+        let topic_prefix = format!("{prefix}.");
+        let raw =
+            tokio::task::spawn_blocking(move || read_raw_topics_with_prefix(&topic_prefix, None))
+                .await
+                .unwrap()
+                .unwrap();
+        sides.push(avro_records(&raw, &registry).await.unwrap());
+    }
+    let (ours, our_schemas) = sides.pop().unwrap();
+    let (debezium, dbz_schemas) = sides.pop().unwrap();
+    let write =
+        |file: &str, records: &[Record], schemas: &[AvroSchemaUse], rename: Option<&str>| {
+            let text: String = records
+                .iter()
+                .zip(schemas_per_record(schemas))
+                .map(|(record, (key_schema, value_schema))| {
+                    let mut line = serde_json::json!({
+                        "topic": record.topic, "headers": record.headers, "key": record.key,
+                        "value": record.value, "key_avro_schema": key_schema,
+                        "value_avro_schema": value_schema,
+                    });
+                    if let Some(prefix) = rename {
+                        rename_prefix(&mut line, prefix, RECORDING_TOPIC_PREFIX);
+                    }
+                    format!("{line}\n")
+                })
+                .collect();
+            std::fs::write(work.join(file), text).unwrap();
+        };
+    write("debezium.jsonl", &debezium, &dbz_schemas, None);
+    write("ours.jsonl", &ours, &our_schemas, None);
+    write(
+        "recording.jsonl",
+        &debezium,
+        &dbz_schemas,
+        Some(&dbz_prefix),
+    );
+    let options = CompareOptions::side_by_side(&dbz_prefix, &our_prefix);
+    let mut report = without_accepted(compare(&debezium, &ours, &options));
+    report.differences.extend(avro_schema_differences(
+        &dbz_schemas,
+        &our_schemas,
+        &options,
+    ));
+    println!("{report}");
+    assert!(report.is_identical(), "side by side, Avro: {report}");
+}
+
+/// The Avro schema a record's key or value was written with.
+#[derive(Debug, Clone)]
+struct AvroSchemaUse {
+    /// Which record (its index in the list), and whether the key's or the value's.
+    record: usize,
+    topic: String,
+    side: &'static str,
+    schema: Value,
+}
+
+/// (key schema, value schema) of each record, `null` where there is none (a null key, a
+/// tombstone); `schemas` holds them in record order.
+fn schemas_per_record(schemas: &[AvroSchemaUse]) -> Vec<(Value, Value)> {
+    let count = schemas
+        .iter()
+        .map(|use_| use_.record + 1)
+        .max()
+        .unwrap_or(0);
+    let mut out = vec![(Value::Null, Value::Null); count];
+    for use_ in schemas {
+        let slot = &mut out[use_.record];
+        match use_.side {
+            "key" => slot.0 = use_.schema.clone(),
+            _ => slot.1 = use_.schema.clone(),
+        }
+    }
+    out
+}
+
+/// The schemas of a recording's lines (`key_avro_schema`, `value_avro_schema`).
+fn recorded_avro_schemas(text: &str) -> anyhow::Result<Vec<AvroSchemaUse>> {
+    let mut out = Vec::new();
+    for (index, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
+        let line: Value = serde_json::from_str(line)?;
+        let topic = line["topic"].as_str().unwrap_or_default().to_owned();
+        for side in ["key", "value"] {
+            let schema = &line[format!("{side}_avro_schema")];
+            if !schema.is_null() {
+                out.push(AvroSchemaUse {
+                    record: index,
+                    topic: topic.clone(),
+                    side,
+                    schema: schema.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes Avro records (wire format, writer schema by id from the registry) into the JSON
+/// form of the recordings, with the schema each key and value was written with.
+async fn avro_records(
+    raw: &[RawRecord],
+    registry: &str,
+) -> anyhow::Result<(Vec<Record>, Vec<AvroSchemaUse>)> {
+    let mut decoder = AvroDecoder::new(RegistryClient::new(registry));
+    let mut records = Vec::new();
+    let mut schemas = Vec::new();
+    for (index, record) in raw.iter().enumerate() {
+        let (key, value) = (record.key.as_ref(), record.value.as_ref());
+        let key = decode_side(&mut decoder, &mut schemas, index, record, key, "key").await?;
+        let value = decode_side(&mut decoder, &mut schemas, index, record, value, "value").await?;
+        records.push(Record {
+            topic: record.topic.clone(),
+            key,
+            value,
+            headers: record.headers.clone(),
+        });
+    }
+    Ok((records, schemas))
+}
+
+/// One key or value of `record` (the `index`th) decoded: its JSON form; its schema goes to `schemas`.
+async fn decode_side(
+    decoder: &mut AvroDecoder,
+    schemas: &mut Vec<AvroSchemaUse>,
+    index: usize,
+    record: &RawRecord,
+    bytes: Option<&Vec<u8>>,
+    side: &'static str,
+) -> anyhow::Result<Value> {
+    let Some(bytes) = bytes else {
+        return Ok(Value::Null);
+    };
+    let decoded = decoder
+        .decode(bytes)
+        .await
+        .with_context(|| format!("the {side} of {}@{} as Avro", record.topic, record.offset))?;
+    schemas.push(AvroSchemaUse {
+        record: index,
+        topic: record.topic.clone(),
+        side,
+        schema: serde_json::from_str(&decoded.writer.text)?,
+    });
+    Ok(decoded.connect_json())
+}
+
+/// Where Debezium's registered schemas differ from ours: per subject (`<table>-key`,
+/// `<table>-value`), the distinct schemas in the order the records used them, each side's
+/// topic prefix replaced by `<prefix>` in every name.
+fn avro_schema_differences(
+    debezium: &[AvroSchemaUse],
+    ours: &[AvroSchemaUse],
+    options: &CompareOptions,
+) -> Vec<Difference> {
+    let versions = |uses: &[AvroSchemaUse], prefix: &str| {
+        let mut subjects: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        for use_ in uses {
+            let table = use_
+                .topic
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .unwrap_or(&use_.topic);
+            let mut schema = use_.schema.clone();
+            rename_prefix(&mut schema, prefix, "<prefix>");
+            let versions = subjects
+                .entry(format!("{table}-{}", use_.side))
+                .or_default();
+            if !versions.contains(&schema) {
+                versions.push(schema);
+            }
+        }
+        subjects
+    };
+    let debezium = versions(debezium, &options.debezium_topic_prefix);
+    let ours = versions(ours, &options.our_topic_prefix);
+    let mut differences = Vec::new();
+    let subjects: std::collections::BTreeSet<&String> =
+        debezium.keys().chain(ours.keys()).collect();
+    for subject in subjects {
+        let (theirs, mine) = (debezium.get(subject), ours.get(subject));
+        let count = theirs.map_or(0, Vec::len).max(mine.map_or(0, Vec::len));
+        for version in 0..count {
+            let (a, b) = (
+                theirs.and_then(|v| v.get(version)),
+                mine.and_then(|v| v.get(version)),
+            );
+            if a == b {
+                continue;
+            }
+            let (path, a, b) = first_difference("", a, b);
+            differences.push(Difference::Field {
+                record: conformance::RecordRef {
+                    table: subject.clone(),
+                    op: "avro schema".into(),
+                    key: format!("version {}", version + 1),
+                    debezium_index: None,
+                    ours_index: None,
+                },
+                path,
+                debezium: a,
+                ours: b,
+            });
+        }
+    }
+    differences
+}
+
+/// The first place two JSON values differ: its path, and each side's value there.
+fn first_difference(
+    path: &str,
+    a: Option<&Value>,
+    b: Option<&Value>,
+) -> (String, Option<Value>, Option<Value>) {
+    match (a, b) {
+        (Some(Value::Object(x)), Some(Value::Object(y))) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for key in keys {
+                if x.get(key) != y.get(key) {
+                    return first_difference(&format!("{path}.{key}"), x.get(key), y.get(key));
+                }
+            }
+        }
+        (Some(Value::Array(x)), Some(Value::Array(y))) if x.len() == y.len() => {
+            for (index, (p, q)) in x.iter().zip(y).enumerate() {
+                if p != q {
+                    return first_difference(&format!("{path}[{index}]"), Some(p), Some(q));
+                }
+            }
+        }
+        _ => {}
+    }
+    (path.to_owned(), a.cloned(), b.cloned())
+}
+
+/// Replaces the topic prefix `from` with `to` at the start of every string in `value`
+/// (schema names, namespaces, `connect.name`, topics, `source.name`).
+fn rename_prefix(value: &mut Value, from: &str, to: &str) {
+    match value {
+        Value::String(text) => {
+            if text == from {
+                *text = to.to_owned();
+            } else if let Some(rest) = text.strip_prefix(from).filter(|r| r.starts_with('.')) {
+                *text = format!("{to}{rest}");
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| rename_prefix(item, from, to)),
+        Value::Object(fields) => fields
+            .values_mut()
+            .for_each(|field| rename_prefix(field, from, to)),
+        _ => {}
+    }
 }
 
 /// Waits until the reader has carried out every `execute-snapshot` signal of the scenario: its
@@ -658,10 +994,45 @@ fn find_str(chars: &[char], start: usize, wanted: &str) -> Option<usize> {
 /// Every record on every topic whose name starts with `topic_prefix` (the reader said it sent
 /// `records_sent`; `None` when transforms may have dropped some), as conformance records,
 /// merged across topics by Kafka timestamp (each topic keeps its own order).
-fn read_topics_with_prefix(
+/// One Kafka record's bytes, before they are read as JSON or as Avro.
+struct RawRecord {
+    topic: String,
+    offset: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: BTreeMap<String, String>,
+}
+
+/// The records of [`read_raw_topics_with_prefix`], read as JSON.
+fn json_records(raw: Vec<RawRecord>) -> anyhow::Result<Vec<Record>> {
+    raw.into_iter()
+        .map(|record| {
+            let json = |bytes: Option<&Vec<u8>>, what: &str| -> anyhow::Result<Value> {
+                bytes.map_or(Ok(Value::Null), |bytes| {
+                    serde_json::from_slice(bytes).with_context(|| {
+                        format!(
+                            "{what} of {}@{} is not JSON: {}",
+                            record.topic,
+                            record.offset,
+                            String::from_utf8_lossy(bytes)
+                        )
+                    })
+                })
+            };
+            Ok(Record {
+                key: json(record.key.as_ref(), "key")?,
+                value: json(record.value.as_ref(), "value")?,
+                topic: record.topic,
+                headers: record.headers,
+            })
+        })
+        .collect()
+}
+
+fn read_raw_topics_with_prefix(
     topic_prefix: &str,
     records_sent: Option<u64>,
-) -> anyhow::Result<Vec<Record>> {
+) -> anyhow::Result<Vec<RawRecord>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", common::bootstrap())
         .set("group.id", format!("conformance-{topic_prefix}"))
@@ -697,7 +1068,7 @@ fn read_topics_with_prefix(
     for (topic, partition) in remaining.keys() {
         assignment.add_partition_offset(topic, *partition, Offset::Beginning)?;
     }
-    let mut read: Vec<(i64, String, i64, Record)> = Vec::new();
+    let mut read: Vec<(i64, String, i64, RawRecord)> = Vec::new();
     consumer.assign(&assignment).context("assign")?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while !remaining.is_empty() {
@@ -716,18 +1087,6 @@ fn read_topics_with_prefix(
         {
             remaining.remove(&place);
         }
-        let json = |bytes: Option<&[u8]>, what: &str| -> anyhow::Result<Value> {
-            bytes.map_or(Ok(Value::Null), |bytes| {
-                serde_json::from_slice(bytes).with_context(|| {
-                    format!(
-                        "{what} of {}@{} is not JSON: {}",
-                        message.topic(),
-                        message.offset(),
-                        String::from_utf8_lossy(bytes)
-                    )
-                })
-            })
-        };
         let headers = message
             .headers()
             .map(|headers| {
@@ -743,10 +1102,11 @@ fn read_topics_with_prefix(
                     .collect()
             })
             .unwrap_or_default();
-        let record = Record {
+        let record = RawRecord {
             topic: message.topic().to_owned(),
-            key: json(message.key(), "key")?,
-            value: json(message.payload(), "value")?,
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
             headers,
         };
         let timestamp = message.timestamp().to_millis().unwrap_or(0);

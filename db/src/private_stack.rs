@@ -18,6 +18,10 @@
 //! [`PrivateStack::up_with_brokers`]`(name, 3)` starts three Kafka brokers (`scripts/stack up
 //! --brokers 3`: replication factor 3, min.insync.replicas 2) on six consecutive free ports.
 //!
+//! [`PrivateRegistry`] is the same idea for the schema registry alone: a test that stops the
+//! registry mid-stream starts one of its own (the stack's jar, a database of its own on the
+//! shared server) instead of a whole private stack.
+//!
 //! Dropping the value runs `scripts/stack down` and removes the folder. A cold private stack
 //! takes about 12 s to start (initdb, Kafka storage format); the Kafka jars are copied from the
 //! local Maven repository that the playground's own `scripts/stack up` filled.
@@ -217,6 +221,186 @@ impl PrivateStack {
 impl Drop for PrivateStack {
     fn drop(&mut self) {
         self.run_quietly(&["down"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A schema registry of its own (Apicurio Registry, the jar `scripts/stack up` fetched), for
+/// tests that stop the registry while a reader or a consumer uses it.
+///
+/// It runs exactly as `scripts/stack` runs the playground's (same flags, compatibility
+/// BACKWARD), on a free port, its schemas in a database of its own on the test server, so
+/// they survive [`PrivateRegistry::stop`] / [`PrivateRegistry::start`] as the stack's survive
+/// `down`/`up`: the schema ids already in Kafka keep resolving. Dropped: stopped, database kept
+/// until the next run of the same test drops it.
+pub struct PrivateRegistry {
+    dir: PathBuf,
+    port: u16,
+    database_url: String,
+    process: Option<std::process::Child>,
+}
+
+impl PrivateRegistry {
+    /// Creates the registry's database `registry_<name>_<pid>` (empty: Apicurio makes its own
+    /// tables) and starts the registry; returns once its Confluent API answers.
+    pub async fn up(name: &str) -> PrivateRegistry {
+        use sqlx::Connection;
+        let database = format!("registry_{}", crate::testing::unique_name(name));
+        let server = crate::testing::server_url();
+        let mut admin = sqlx::PgConnection::connect(&server)
+            .await
+            .expect("the test server answers");
+        // This run's database, and those of earlier runs whose process is gone.
+        let earlier: Vec<String> =
+            sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE datname LIKE $1")
+                .bind(format!("registry_{name}\\_%"))
+                .fetch_all(&mut admin)
+                .await
+                .expect("pg_database");
+        let mut statements: Vec<String> = earlier
+            .into_iter()
+            .filter(|old| {
+                let pid = old.rsplit('_').next().and_then(|p| p.parse::<u32>().ok());
+                pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+            })
+            .map(|old| format!("DROP DATABASE IF EXISTS \"{old}\" WITH (FORCE)"))
+            .collect();
+        statements.push(format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        ));
+        statements.push(format!("CREATE DATABASE \"{database}\""));
+        for sql in statements {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut admin)
+                .await
+                .expect("the registry's database");
+        }
+        let _ = admin.close().await;
+        let dir = std::env::temp_dir().join(format!(
+            "pgcdc-registry-{}",
+            crate::testing::unique_name(name)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temp folder");
+        let mut registry = PrivateRegistry {
+            dir,
+            port: free_port(),
+            database_url: crate::testing::with_database(&server, &database),
+            process: None,
+        };
+        registry.start();
+        registry
+    }
+
+    /// The base URL a Confluent client is given (`--schema-registry-url`).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/apis/ccompat/v7", self.port)
+    }
+
+    fn jar() -> PathBuf {
+        let playground = std::env::var("PLAYGROUND_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo_root().join(".playground"));
+        let app = playground.join("registry/app");
+        std::fs::read_dir(&app)
+            .ok()
+            .and_then(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| entry.path())
+                    .find(|path| path.to_string_lossy().ends_with("-runner.jar"))
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no Apicurio Registry jar in {} (scripts/stack up fetches it)",
+                    app.display()
+                )
+            })
+    }
+
+    /// Starts the registry (again) and waits until it answers, then sets BACKWARD.
+    pub fn start(&mut self) {
+        assert!(self.process.is_none(), "the private registry already runs");
+        // postgres://user:password@host:port/database -> the JDBC URL and the credentials.
+        let rest = self.database_url.split_once("://").map_or("", |(_, r)| r);
+        let (credentials, address) = rest.split_once('@').unwrap_or(("", rest));
+        let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+        let jar = Self::jar();
+        let log = std::fs::File::create(self.dir.join("registry.log")).expect("a log file");
+        let child = Command::new("java")
+            .args(["-Xms64m", "-Xmx384m", "-XX:+UseSerialGC"])
+            .arg("-Dquarkus.http.host=127.0.0.1")
+            .arg(format!("-Dquarkus.http.port={}", self.port))
+            .arg("-Dapicurio.storage.kind=sql")
+            .arg("-Dapicurio.storage.sql.kind=postgresql")
+            .arg(format!(
+                "-Dapicurio.datasource.url=jdbc:postgresql://{address}"
+            ))
+            .arg(format!("-Dapicurio.datasource.username={user}"))
+            .arg(format!("-Dapicurio.datasource.password={password}"))
+            .arg("-jar")
+            .arg(&jar)
+            .current_dir(jar.parent().expect("the app folder"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("a log file"))
+            .stderr(log)
+            .spawn()
+            .expect("java starts the registry");
+        self.process = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !self.answers() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the private registry did not answer within 120 s; its log: {}",
+                self.dir.join("registry.log").display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        let status = Command::new("curl")
+            .args(["-sf", "-m", "5", "-X", "PUT", "-H"])
+            .arg("Content-Type: application/vnd.schemaregistry.v1+json")
+            .args(["-d", r#"{"compatibility":"BACKWARD"}"#])
+            .arg(format!("{}/config", self.url()))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("curl runs");
+        assert!(
+            status.success(),
+            "the private registry took no BACKWARD setting"
+        );
+    }
+
+    fn answers(&self) -> bool {
+        Command::new("curl")
+            .args(["-sf", "-m", "2", "-o", "/dev/null"])
+            .arg(format!("{}/subjects", self.url()))
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+
+    /// Stops the registry (SIGTERM, then SIGKILL after 20 s): from now on its port refuses.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.process.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for PrivateRegistry {
+    fn drop(&mut self) {
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -149,8 +149,10 @@ impl Names {
         let avro_type = match kind {
             "int8" | "int16" | "int32" => "int",
             "int64" => "long",
-            "float32" => "float",
-            "float64" => "double",
+            // JsonConverter writes FLOAT32 as "float" and FLOAT64 as "double" (Debezium's
+            // records do); Connect's own type names are accepted too.
+            "float32" | "float" => "float",
+            "float64" | "double" => "double",
             "boolean" => "boolean",
             "string" => "string",
             "bytes" => "bytes",
@@ -239,8 +241,10 @@ impl Names {
             avro_fields.push(Json::Object(avro_field));
         }
         out.insert("fields".into(), Json::Array(avro_fields));
+        // A record's doc too goes into `connect.doc`, not Avro's `doc` (what Apicurio's
+        // AvroConverter registers for Debezium's VariableScaleDecimal).
         if let Some(doc) = connect.get("doc") {
-            out.insert("doc".into(), doc.clone());
+            out.insert("connect.doc".into(), doc.clone());
         }
         if let Some(version) = connect.get("version") {
             out.insert("connect.version".into(), version.clone());
@@ -439,8 +443,8 @@ fn base_datum(connect: &Json, payload: &Json, path: &mut String) -> Result<Avro,
                 _ => Avro::Long(n),
             }
         }
-        "float32" => Avro::Float(number(payload, path)? as f32),
-        "float64" => Avro::Double(number(payload, path)?),
+        "float32" | "float" => Avro::Float(number(payload, path)? as f32),
+        "float64" | "double" => Avro::Double(number(payload, path)?),
         "boolean" => Avro::Boolean(
             payload
                 .as_bool()
@@ -581,6 +585,44 @@ mod tests {
             schema_text(small),
             json!({"type":"int","connect.type":"int16"})
         );
+    }
+
+    #[test]
+    fn a_struct_doc_is_connect_doc() {
+        let decimal = json!({"type":"struct","fields":[
+            {"type":"int32","optional":false,"field":"scale"},
+            {"type":"bytes","optional":false,"field":"value"}],
+            "optional":false,"name":"io.debezium.data.VariableScaleDecimal","version":1,
+            "doc":"Variable scaled decimal"});
+        assert_eq!(
+            schema_text(decimal),
+            json!({"type":"record","name":"VariableScaleDecimal","namespace":"io.debezium.data",
+                "fields":[{"name":"scale","type":"int"},{"name":"value","type":"bytes"}],
+                "connect.doc":"Variable scaled decimal","connect.version":1,
+                "connect.name":"io.debezium.data.VariableScaleDecimal"})
+        );
+    }
+
+    #[test]
+    fn json_converter_float_and_double_are_avro_float_and_double() {
+        // What JsonConverter (and so Debezium, and our envelope) writes for real / double
+        // precision columns: "float" and "double", not Connect's FLOAT32 / FLOAT64 names.
+        assert_eq!(
+            schema_text(json!({"type":"float","optional":false})),
+            json!("float")
+        );
+        assert_eq!(
+            schema_text(json!({"type":"double","optional":false})),
+            json!("double")
+        );
+        let schema = json!({"type":"struct","name":"t.Value","optional":false,"fields":[
+            {"type":"float","optional":true,"field":"r"},{"type":"double","optional":false,"field":"d"}]});
+        let datum = avro_datum(&schema, &json!({"r": 1.5, "d": "NaN"})).unwrap();
+        let Avro::Record(fields) = datum else {
+            panic!("a record: {datum:?}")
+        };
+        assert_eq!(fields[0].1, Avro::Union(1, Box::new(Avro::Float(1.5))));
+        assert!(matches!(fields[1].1, Avro::Double(d) if d.is_nan()));
     }
 
     #[test]
