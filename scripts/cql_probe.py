@@ -6,6 +6,11 @@ open), before any Rust is built and without installing cqlsh. It sends STARTUP, 
 then runs `SELECT release_version FROM system.local` and prints the version.
 Exit 0 when the node answered the query, 1 otherwise.
 
+    scripts/cql_probe.py HOST:PORT --query "SELECT count(*) FROM playground.order_events"
+runs one query instead and prints its rows, one a line, columns separated by `|` (text, ints,
+decimals, booleans, uuids and timestamps in ms are decoded; other types print as hex): a tiny stand-in for
+cqlsh, which the workshop and scripts/demo use to show rows.
+
 Wire format (native protocol v4, big-endian):
     frame   = int8 version (0x04 request, 0x84 response), int8 flags, int16 stream,
               int8 opcode, int32 body length, body
@@ -47,8 +52,14 @@ def read_string(data, pos):
 
 def request(sock, stream, opcode, body):
     sock.sendall(struct.pack(">BBhBi", VERSION, 0, stream, opcode, len(body)) + body)
-    _version, _flags, _stream, reply, length = struct.unpack(">BBhBi", read_exact(sock, 9))
+    _version, flags, _stream, reply, length = struct.unpack(">BBhBi", read_exact(sock, 9))
     data = read_exact(sock, length)
+    if flags & 0x08:  # warnings (e.g. an aggregate without a partition key): [string list] first
+        (count,) = struct.unpack_from(">H", data, 0)
+        pos = 2
+        for _ in range(count):
+            _, pos = read_string(data, pos)
+        data = data[pos:]
     if reply == OP_ERROR:
         (code,) = struct.unpack_from(">i", data, 0)
         message, _ = read_string(data, 4)
@@ -72,13 +83,50 @@ def skip_type(data, pos):
 
 
 def release_version(host, port, timeout):
+    rows = query_rows(host, port, "SELECT release_version FROM system.local", timeout)
+    if not rows:
+        raise ValueError("system.local returned no row")
+    return rows[0][0]
+
+
+def read_type(data, pos):
+    """One column type [option] -> (type id, position after it); nested types are skipped."""
+    (type_id,) = struct.unpack_from(">H", data, pos)
+    return type_id, skip_type(data, pos)
+
+
+def decode_value(type_id, raw):
+    if raw is None:
+        return "null"
+    if type_id in (0x0001, 0x000D):  # ascii, varchar
+        return raw.decode()
+    if type_id in (0x0002, 0x0009, 0x0013, 0x0014, 0x000B):  # bigint, int, smallint, tinyint, timestamp
+        return str(int.from_bytes(raw, "big", signed=True))
+    if type_id == 0x0006 and len(raw) >= 4:  # decimal: int32 scale, varint unscaled
+        scale = int.from_bytes(raw[:4], "big", signed=True)
+        unscaled = int.from_bytes(raw[4:], "big", signed=True)
+        digits = str(abs(unscaled)).rjust(scale + 1, "0") if scale > 0 else str(abs(unscaled))
+        text = digits[:-scale] + "." + digits[-scale:] if scale > 0 else digits + "0" * -scale
+        return ("-" if unscaled < 0 else "") + text
+    if type_id == 0x000E:  # varint
+        return str(int.from_bytes(raw, "big", signed=True))
+    if type_id == 0x0004:  # boolean
+        return "true" if raw != b"\x00" else "false"
+    if type_id in (0x000C, 0x000F):  # uuid, timeuuid
+        h = raw.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return "0x" + raw.hex()
+
+
+def query_rows(host, port, query_text, timeout):
+    """Runs one query; returns its rows as lists of text."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
         startup = struct.pack(">H", 1) + string("CQL_VERSION") + string("3.0.0")
         reply, _ = request(sock, 1, OP_STARTUP, startup)
         if reply != OP_READY:
             raise ValueError(f"STARTUP answered with opcode 0x{reply:02x}, not READY (authentication on?)")
-        query = "SELECT release_version FROM system.local".encode()
+        query = query_text.encode()
         body = struct.pack(">i", len(query)) + query + struct.pack(">HB", CONSISTENCY_ONE, 0)
         reply, data = request(sock, 2, OP_QUERY, body)
     if reply != OP_RESULT:
@@ -95,31 +143,59 @@ def release_version(host, port, timeout):
     if flags & 0x0001:  # global table spec: keyspace, table once
         _, pos = read_string(data, pos)
         _, pos = read_string(data, pos)
+    types = []
     for _ in range(columns):
         if not flags & 0x0001:
             _, pos = read_string(data, pos)
             _, pos = read_string(data, pos)
         _, pos = read_string(data, pos)
-        pos = skip_type(data, pos)
-    (rows,) = struct.unpack_from(">i", data, pos)
-    if rows < 1:
-        raise ValueError("system.local returned no row")
-    (length,) = struct.unpack_from(">i", data, pos + 4)
-    return data[pos + 8:pos + 8 + length].decode()
+        type_id, pos = read_type(data, pos)
+        types.append(type_id)
+    (count,) = struct.unpack_from(">i", data, pos)
+    pos += 4
+    rows = []
+    for _ in range(count):
+        row = []
+        for type_id in types:
+            (length,) = struct.unpack_from(">i", data, pos)
+            pos += 4
+            raw = None if length < 0 else data[pos:pos + length]
+            pos += max(length, 0)
+            row.append(decode_value(type_id, raw))
+        rows.append(row)
+    return rows
 
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
-        print("usage: scripts/cql_probe.py [HOST:PORT]   (default 127.0.0.1:59042)\n")
+        print("usage: scripts/cql_probe.py [HOST:PORT] [--query CQL]   (default 127.0.0.1:59042)\n")
         print(__doc__)
         return 0
-    target = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1:59042"
+    args = sys.argv[1:]
+    query = None
+    if "--query" in args:
+        i = args.index("--query")
+        if i + 1 >= len(args):
+            print("usage: scripts/cql_probe.py [HOST:PORT] --query CQL", file=sys.stderr)
+            return 1
+        query = args[i + 1]
+        args = args[:i] + args[i + 2:]
+    target = args[0] if args else "127.0.0.1:59042"
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
         print(f"usage: scripts/cql_probe.py [HOST:PORT], got {target!r}", file=sys.stderr)
         return 1
     if os.environ.get("SCRIPTS_DRY_RUN") == "1":  # like scripts/lib.sh's stop_if_dry_run
         print(f"dry run: scripts/cql_probe.py {target}: arguments accepted, nothing done")
+        return 0
+    if query is not None:
+        try:
+            rows = query_rows(host, int(port), query, 10.0)
+        except (OSError, ValueError, struct.error) as err:
+            print(f"cassandra at {target}: {err}", file=sys.stderr)
+            return 1
+        for row in rows:
+            print("|".join(row))
         return 0
     try:
         version = release_version(host, int(port), 3.0)

@@ -106,6 +106,19 @@ pub struct SinkArgs {
     )]
     pub routes: Vec<String>,
 
+    /// Copy a record header into the row as a text field, Kafka Connect's HeaderFrom:
+    /// HEADER=FIELD (e.g. id=event_id: the outbox event id becomes a column, and can be the key
+    /// with --primary-key-mode record_value --primary-key-fields event_id). Repeatable (or
+    /// comma-separated). A missing header gives a null field.
+    #[arg(
+        long = "header-to-field",
+        env = "TABLE_SINK_HEADER_TO_FIELD",
+        value_delimiter = ',',
+        value_parser = crate::decode::HeaderToField::parse,
+        global = true
+    )]
+    pub header_to_field: Vec<crate::decode::HeaderToField>,
+
     /// Where the primary key comes from: record_key, record_value or none.
     #[arg(
         long,
@@ -245,5 +258,24 @@ mod tests {
         assert_eq!(cli.sink.routes.len(), 1);
         assert_eq!(cli.sink.primary_key_fields, vec!["id"]);
         assert!(matches!(cli.command, Some(Command::Dlq { .. })));
+    }
+
+    #[test]
+    fn header_to_field_repeats_or_takes_a_list() {
+        let cli = Cli::parse_from([
+            "table-sink",
+            "--header-to-field",
+            "id=event_id,eventType=event_type",
+            "--header-to-field",
+            "trace=trace_id",
+        ]);
+        let fields: Vec<&str> = cli
+            .sink
+            .header_to_field
+            .iter()
+            .map(|h| h.field.as_str())
+            .collect();
+        assert_eq!(fields, vec!["event_id", "event_type", "trace_id"]);
+        assert!(Cli::try_parse_from(["table-sink", "--header-to-field", "id"]).is_err());
     }
 }

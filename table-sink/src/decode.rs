@@ -30,6 +30,23 @@
 //! one column `--primary-key-fields` names); `record_value` takes `--primary-key-fields` from the
 //! value (Kafka Connect's `ValueToKey`); `none` has no key (inserts only, deletes skipped).
 //!
+//! **Headers** (`--header-to-field HEADER=FIELD`, Kafka Connect's `HeaderFrom` with
+//! `operation=copy`): the text of a record header becomes a text field of the row, before the
+//! key is chosen, so a header can be the key. The outbox topic carries its event id only in the
+//! header `id`; `--header-to-field id=event_id --primary-key-mode record_value
+//! --primary-key-fields event_id` makes it the row's key:
+//!
+//! ```text
+//! headers: id = 5f0c…  eventType = OrderPaid        value: {"id":42,"status":"PAID",..}
+//!   --header-to-field id=event_id,eventType=event_type
+//! row:     event_id = "5f0c…", event_type = "OrderPaid", id = 42, status = "PAID", ..
+//! ```
+//!
+//! A header value is taken as UTF-8 text (a JSON string, as a JSON header converter writes
+//! it, loses its quotes); a missing header gives a null field; the last header of that name
+//! wins; a field of the same name in the value is replaced. Change events get the field in
+//! their row image (`after`, or `before` for a keyed delete).
+//!
 //! **Without a schema** the types are guessed from JSON: `true` -> boolean, an integer ->
 //! int64, any other number -> float64, a string -> text, an object or array -> json, `null` ->
 //! a nullable text. So a Debezium decimal (base64 bytes), timestamp (an integer) or uuid
@@ -77,6 +94,8 @@ pub struct DecodeOptions {
     pub primary_key_fields: Vec<String>,
     pub delete_enabled: bool,
     pub truncate_enabled: bool,
+    /// `--header-to-field`: headers copied into the row as text fields.
+    pub header_to_field: Vec<HeaderToField>,
 }
 
 impl Default for DecodeOptions {
@@ -86,8 +105,83 @@ impl Default for DecodeOptions {
             primary_key_fields: Vec::new(),
             delete_enabled: true,
             truncate_enabled: false,
+            header_to_field: Vec::new(),
         }
     }
+}
+
+/// One `--header-to-field HEADER=FIELD`: copy the record header `header` into the field `field`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderToField {
+    pub header: String,
+    pub field: String,
+}
+
+impl HeaderToField {
+    /// Parses `HEADER=FIELD` (`id=event_id`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().split_once('=') {
+            Some((header, field)) if !header.trim().is_empty() && !field.trim().is_empty() => {
+                Ok(Self {
+                    header: header.trim().to_string(),
+                    field: field.trim().to_string(),
+                })
+            }
+            _ => Err(format!(
+                "--header-to-field `{text}`: expected HEADER=FIELD, e.g. id=event_id"
+            )),
+        }
+    }
+}
+
+/// A record's headers as they come from Kafka: (name, value), in order, names may repeat.
+pub type Headers = [(String, Option<Vec<u8>>)];
+
+/// The fields `--header-to-field` asks for, from the record's headers.
+fn header_fields(
+    mapping: &[HeaderToField],
+    headers: &Headers,
+) -> Result<Vec<(Field, Value)>, DecodeError> {
+    mapping
+        .iter()
+        .map(|m| {
+            let bytes = headers
+                .iter()
+                .rev()
+                .find(|(name, _)| *name == m.header)
+                .and_then(|(_, value)| value.as_deref());
+            let value = match bytes {
+                None => Value::Null,
+                Some(bytes) => {
+                    let text = std::str::from_utf8(bytes).map_err(|_| {
+                        bad(&m.field, format!("header `{}` is not UTF-8 text", m.header))
+                    })?;
+                    match serde_json::from_str::<Json>(text) {
+                        Ok(Json::String(inner)) if text.starts_with('"') => Value::Text(inner),
+                        _ => Value::Text(text.to_string()),
+                    }
+                }
+            };
+            Ok((Field::new(&m.field, FieldType::Text, true), value))
+        })
+        .collect()
+}
+
+/// `row` with the header fields set (replacing a field of the same name).
+fn with_header_fields(mut row: Row, extra: &[(Field, Value)]) -> Row {
+    for (field, value) in extra {
+        match row.fields.iter().position(|f| f.name == field.name) {
+            Some(i) => {
+                row.fields[i] = field.clone();
+                row.values[i] = value.clone();
+            }
+            None => {
+                row.fields.push(field.clone());
+                row.values.push(value.clone());
+            }
+        }
+    }
+    row
 }
 
 /// Parses the bytes of a key or value as JSON (`part` names it in the error).
@@ -126,6 +220,17 @@ impl Decoder {
         key: Option<&Json>,
         value: Option<&Json>,
     ) -> Result<Option<RowChange>, DecodeError> {
+        self.decode_with_headers(topic, key, value, &[])
+    }
+
+    /// [`Decoder::decode`] for a record with headers (`--header-to-field` reads them).
+    pub fn decode_with_headers(
+        &mut self,
+        topic: &str,
+        key: Option<&Json>,
+        value: Option<&Json>,
+        headers: &Headers,
+    ) -> Result<Option<RowChange>, DecodeError> {
         let Some(value) = value else {
             return self.tombstone(topic, key);
         };
@@ -133,11 +238,12 @@ impl Decoder {
         let Json::Object(object) = payload else {
             return Err(DecodeError::NotAnObject(json_kind(payload)));
         };
+        let extra = header_fields(&self.options.header_to_field, headers)?;
         let change = if is_change_event(schema, object) {
-            self.change_event(key, schema, object)?
+            self.change_event(key, schema, object, &extra)?
         } else {
             let table = TableId::new(None, &topic.replace('.', "_"));
-            let row = struct_row(schema, payload)?;
+            let row = with_header_fields(struct_row(schema, payload)?, &extra);
             let row = self.keyed(row, key)?;
             Some(RowChange::Upsert { table, row })
         };
@@ -175,13 +281,15 @@ impl Decoder {
         key: Option<&Json>,
         schema: Option<&Json>,
         event: &Map<String, Json>,
+        extra: &[(Field, Value)],
     ) -> Result<Option<RowChange>, DecodeError> {
         let op = event.get("op").and_then(Json::as_str).unwrap_or_default();
         let field_schema = |name: &str| schema.and_then(|s| struct_field_schema(s, name));
         let image = |name: &'static str| -> Result<Option<Row>, DecodeError> {
             match event.get(name) {
                 None | Some(Json::Null) => Ok(None),
-                Some(payload) => struct_row(field_schema(name), payload).map(Some),
+                Some(payload) => struct_row(field_schema(name), payload)
+                    .map(|row| Some(with_header_fields(row, extra))),
             }
         };
         if op == "m" {
@@ -1021,5 +1129,103 @@ mod tests {
             &json!("NaN"),
         );
         assert!(matches!(nan, Ok(Value::Float(f)) if f.is_nan()));
+    }
+
+    fn headers(pairs: &[(&str, Option<&str>)]) -> Vec<(String, Option<Vec<u8>>)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(|v| v.as_bytes().to_vec())))
+            .collect()
+    }
+
+    #[test]
+    fn header_to_field_parses_and_refuses_what_is_not_header_equals_field() {
+        assert_eq!(
+            HeaderToField::parse(" id = event_id ").unwrap(),
+            HeaderToField {
+                header: "id".into(),
+                field: "event_id".into()
+            }
+        );
+        for bad in ["id", "=event_id", "id=", ""] {
+            let error = HeaderToField::parse(bad).unwrap_err();
+            assert!(error.contains("expected HEADER=FIELD"), "{error}");
+        }
+    }
+
+    #[test]
+    fn headers_become_text_fields_and_can_be_the_key() {
+        // The outbox topic: the event id only in the header `id`, the order in the value.
+        let mut outbox = Decoder::new(DecodeOptions {
+            primary_key_mode: PrimaryKeyMode::RecordValue,
+            primary_key_fields: vec!["event_id".into()],
+            header_to_field: vec![
+                HeaderToField::parse("id=event_id").unwrap(),
+                HeaderToField::parse("eventType=event_type").unwrap(),
+            ],
+            ..Default::default()
+        });
+        let value = json!({"id":42,"status":"PAID","event_type":"overwritten"});
+        let record_headers = headers(&[
+            ("id", Some("first")),
+            ("eventType", Some("\"OrderPaid\"")), // a JSON string header loses its quotes
+            ("id", Some("5f0c2b6e-0000-4000-8000-000000000001")), // the last one wins
+        ]);
+        let change = outbox
+            .decode_with_headers(
+                "outbox.event.order",
+                Some(&json!("42")),
+                Some(&value),
+                &record_headers,
+            )
+            .unwrap()
+            .unwrap();
+        let RowChange::Upsert { row, .. } = change else {
+            panic!()
+        };
+        assert_eq!(row.key, vec!["event_id"]);
+        assert_eq!(
+            row.get("event_id"),
+            Some(&Value::Text("5f0c2b6e-0000-4000-8000-000000000001".into()))
+        );
+        assert_eq!(
+            row.get("event_type"),
+            Some(&Value::Text("OrderPaid".into()))
+        );
+        assert_eq!(row.field("event_id").unwrap().ty, FieldType::Text);
+        assert_eq!(row.get("id"), Some(&Value::Int(42)));
+        assert_eq!(row.fields.len(), 4, "{row:?}");
+
+        // A missing header is a null field: as the key, a dead letter that says so.
+        let missing = outbox
+            .decode_with_headers("outbox.event.order", None, Some(&value), &[])
+            .unwrap_err();
+        assert_eq!(missing.to_string(), "the key: key field `event_id` is null");
+        // Bytes that are not text: a dead letter, never a panic.
+        let binary = vec![("id".to_string(), Some(vec![0xff, 0xfe]))];
+        let error = outbox
+            .decode_with_headers("outbox.event.order", None, Some(&value), &binary)
+            .unwrap_err();
+        assert!(error.to_string().contains("not UTF-8"), "{error}");
+
+        // A change event gets the field in its row image.
+        let mut cdc = Decoder::new(DecodeOptions {
+            header_to_field: vec![HeaderToField::parse("trace=trace_id").unwrap()],
+            ..Default::default()
+        });
+        let event = orders_event("c", Json::Null, order(7));
+        let change = cdc
+            .decode_with_headers(
+                "t",
+                Some(&key(7)),
+                Some(&event),
+                &headers(&[("trace", Some("abc"))]),
+            )
+            .unwrap()
+            .unwrap();
+        let RowChange::Upsert { row, .. } = change else {
+            panic!()
+        };
+        assert_eq!(row.get("trace_id"), Some(&Value::Text("abc".into())));
     }
 }

@@ -117,6 +117,7 @@ pub async fn run<T: Target>(args: &SinkArgs, mut target: T) -> anyhow::Result<Ru
         primary_key_fields: args.primary_key_fields.clone(),
         delete_enabled: args.delete_enabled,
         truncate_enabled: args.truncate_enabled,
+        header_to_field: args.header_to_field.clone(),
     });
     let mut input = Input::new(&args.schema_registry_url);
     let group = args.group_id.clone();
@@ -366,7 +367,12 @@ async fn decode(
 ) -> Result<Option<RowChange>, InputError> {
     let key = input.json("key", record.key.as_deref()).await?;
     let value = input.json("value", record.value.as_deref()).await?;
-    let change = decoder.decode(&record.topic, key.as_ref(), value.as_ref())?;
+    let change = decoder.decode_with_headers(
+        &record.topic,
+        key.as_ref(),
+        value.as_ref(),
+        &record.headers,
+    )?;
     Ok(change.map(|mut change| {
         let routed = router.route(&record.topic, change.table());
         *change.table_mut() = routed;

@@ -9,6 +9,8 @@
 //!    the sink runs.
 //! 2. Bad records (unparseable, a key that is missing, a value that overflows its column) go to
 //!    the dead-letter topic and the sink goes on.
+//! 3. The event table: outbox records (the event id only in the header `id`) into
+//!    `order_events`, keyed by that id (`--header-to-field id=event_id`), rows with a TTL.
 
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
@@ -368,12 +370,29 @@ async fn cassandra_holds_exactly_the_live_orders_a_replay_changes_nothing_and_co
 }
 
 async fn produce(topic: &str, records: &[(Option<&str>, Option<&str>)]) {
+    let records: Vec<_> = records.iter().map(|(k, v)| (*k, *v, Vec::new())).collect();
+    produce_with_headers(topic, &records).await;
+}
+
+type RecordWithHeaders<'a> = (Option<&'a str>, Option<&'a str>, Vec<(&'a str, String)>);
+
+async fn produce_with_headers(topic: &str, records: &[RecordWithHeaders<'_>]) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .create()
         .expect("producer");
-    for (key, value) in records {
+    for (key, value, headers) in records {
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+        if !headers.is_empty() {
+            let mut owned = rdkafka::message::OwnedHeaders::new();
+            for (name, value) in headers {
+                owned = owned.insert(rdkafka::message::Header {
+                    key: name,
+                    value: Some(value.as_bytes()),
+                });
+            }
+            record = record.headers(owned);
+        }
         if let Some(key) = key {
             record = record.key(key.as_bytes());
         }
@@ -510,6 +529,133 @@ async fn bad_records_go_to_the_dead_letter_topic_and_the_cassandra_sink_goes_on(
         errors[2].0 == "3" && errors[2].1.contains("is null"),
         "{errors:#?}"
     );
+    session
+        .query_unpaged(format!("DROP KEYSPACE IF EXISTS \"{keyspace}\""), &[])
+        .await
+        .ok();
+}
+
+/// The outbox topic as cdc-reader's Outbox Event Router writes it: key the order id, the event
+/// id and type in headers, the value the outbox row's payload. One order, three events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_events_become_rows_keyed_by_their_header_event_id_with_a_ttl() {
+    let Some(point) = contact_point() else { return };
+    let (session, keyspace) = fresh_keyspace(&point, "sink_cassandra_outbox").await;
+    let topic = format!(
+        "{}.outbox.event.order",
+        db::testing::unique_topic_prefix("sink_cassandra_outbox")
+    );
+    let events = [
+        (
+            "0b9f6a52-0000-4000-8000-000000000001",
+            "OrderCreated",
+            "NEW",
+        ),
+        ("0b9f6a52-0000-4000-8000-000000000002", "OrderPaid", "PAID"),
+        (
+            "0b9f6a52-0000-4000-8000-000000000003",
+            "OrderShipped",
+            "SHIPPED",
+        ),
+    ];
+    let values: Vec<String> = events
+        .iter()
+        .map(|(_, _, status)| {
+            format!(
+                r#"{{"id":42,"customer_id":7,"status":"{status}","total":"12.30","currency":"EUR","items":[{{"sku":"A-1","quantity":2}}]}}"#
+            )
+        })
+        .collect();
+    let records: Vec<RecordWithHeaders<'_>> = events
+        .iter()
+        .zip(&values)
+        .map(|((id, kind, _), value)| {
+            (
+                Some("\"42\""),
+                Some(value.as_str()),
+                vec![("id", id.to_string()), ("eventType", kind.to_string())],
+            )
+        })
+        .collect();
+    // The same event delivered twice (a reader crash): one row.
+    let mut records = records;
+    records.push(records[1].clone());
+    produce_with_headers(&topic, &records).await;
+
+    let to = format!("cassandra://{point}/{keyspace}");
+    let cli = table_sink::Cli::try_parse_from([
+        "table-sink",
+        "--kafka-bootstrap-servers",
+        &bootstrap(),
+        "--topics",
+        &topic,
+        "--to",
+        &to,
+        "--route",
+        ".*=order_events",
+        "--header-to-field",
+        "id=event_id,eventType=event_type",
+        "--primary-key-mode",
+        "record_value",
+        "--primary-key-fields",
+        "event_id",
+        "--auto-create",
+        "--ttl",
+        "3600",
+        "--consistency",
+        "one",
+        "--group-id",
+        "cassandra-outbox",
+        "--until-caught-up",
+    ])
+    .expect("flags");
+    table_sink::validate(&cli).expect("valid flags");
+    let options = table_sink::cassandra::CassandraOptions::from_args(&cli.sink.cassandra, false);
+    let target = table_sink::cassandra::CassandraTarget::connect(&to, options)
+        .await
+        .expect("target");
+    let summary = table_sink::sink::run(&cli.sink, target)
+        .await
+        .expect("sink run");
+    assert_eq!(
+        (summary.records, summary.dead_letters),
+        (4, 0),
+        "{summary:?}"
+    );
+
+    let result = session
+        .query_unpaged(
+            format!(
+                "SELECT event_id, event_type, id, status, TTL(status) FROM \"{keyspace}\".order_events"
+            ),
+            &[],
+        )
+        .await
+        .expect("select");
+    let mut rows: Vec<(String, String, i64, String, Option<i32>)> = result
+        .into_rows_result()
+        .expect("rows")
+        .rows::<(String, String, i64, String, Option<i32>)>()
+        .expect("typed")
+        .map(|r| r.expect("row"))
+        .collect();
+    rows.sort();
+    let expected: Vec<(String, String, i64, String)> = events
+        .iter()
+        .map(|(id, kind, status)| (id.to_string(), kind.to_string(), 42, status.to_string()))
+        .collect();
+    let got: Vec<(String, String, i64, String)> = rows
+        .iter()
+        .map(|(a, b, c, d, _)| (a.clone(), b.clone(), *c, d.clone()))
+        .collect();
+    assert_eq!(got, expected, "one row per event, keyed by the header `id`");
+    for (event_id, _, _, _, ttl) in &rows {
+        let ttl = ttl.unwrap_or(0);
+        assert!(
+            ttl > 0 && ttl <= 3600,
+            "{event_id}: TTL(status) = {ttl}, expected 1..=3600 (--ttl 3600)"
+        );
+    }
     session
         .query_unpaged(format!("DROP KEYSPACE IF EXISTS \"{keyspace}\""), &[])
         .await
