@@ -180,7 +180,9 @@ def main():
             return 1
         query = args[i + 1]
         args = args[:i] + args[i + 2:]
-    target = args[0] if args else "127.0.0.1:59042"
+    # No address, or an empty one (an unset "$CASSANDRA_CONTACT_POINTS"): the stack's node.
+    default = (os.environ.get("CASSANDRA_CONTACT_POINTS") or "127.0.0.1:59042").split(",")[0]
+    target = args[0] if args and args[0] else default
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
         print(f"usage: scripts/cql_probe.py [HOST:PORT], got {target!r}", file=sys.stderr)
