@@ -12,20 +12,18 @@
 //! 3. The event table: outbox records (the event id only in the header `id`) into
 //!    `order_events`, keyed by that id (`--header-to-field id=event_id`), rows with a TTL.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use sqlx::PgPool;
 
-fn bootstrap() -> String {
-    db::testing::kafka_bootstrap_servers()
-}
+use common::*;
 
 /// The first contact point, or `None` (and the reason printed) when Cassandra is not set up.
 fn contact_point() -> Option<String> {
@@ -174,62 +172,6 @@ fn differences(expected: &BTreeSet<String>, actual: &BTreeSet<String>) -> Vec<St
     out
 }
 
-async fn confirmed_flush_lsn(pool: &PgPool, slot: &str) -> Option<String> {
-    sqlx::query_scalar("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1 AND active")
-        .bind(slot)
-        .fetch_optional(pool)
-        .await
-        .expect("slot")
-        .flatten()
-}
-
-/// Waits until the reader of `slot` has confirmed everything written so far.
-async fn wait_until_reader_caught_up(pool: &PgPool, slot: &str) {
-    let written: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
-        .fetch_one(pool)
-        .await
-        .expect("lsn");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let caught: Option<bool> = sqlx::query_scalar(
-            "SELECT active AND confirmed_flush_lsn >= $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1",
-        )
-        .bind(slot)
-        .bind(&written)
-        .fetch_optional(pool)
-        .await
-        .expect("slot");
-        if caught == Some(true) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "cdc-reader never caught up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-type ReaderHandle =
-    tokio::task::JoinHandle<Result<cdc_reader::reader::RunSummary, cdc_reader::ReaderError>>;
-
-fn start_reader(url: &str, slot: &str, publication: &str, prefix: &str) -> ReaderHandle {
-    let args = cdc_reader::config::ReaderArgs::try_parse_from([
-        "cdc-reader",
-        "--database-url",
-        url,
-        "--kafka-bootstrap-servers",
-        &bootstrap(),
-        "--slot-name",
-        slot,
-        "--publication-name",
-        publication,
-        "--topic-prefix",
-        prefix,
-        "--status-interval",
-        "100ms",
-    ])
-    .expect("reader flags");
-    tokio::spawn(async move { cdc_reader::reader::run(args, std::future::pending::<()>()).await })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cassandra_holds_exactly_the_live_orders_a_replay_changes_nothing_and_columns_follow() {
     let Some(point) = contact_point() else { return };
@@ -367,44 +309,6 @@ async fn cassandra_holds_exactly_the_live_orders_a_replay_changes_nothing_and_co
         .query_unpaged(format!("DROP KEYSPACE IF EXISTS \"{keyspace}\""), &[])
         .await
         .ok();
-}
-
-async fn produce(topic: &str, records: &[(Option<&str>, Option<&str>)]) {
-    let records: Vec<_> = records.iter().map(|(k, v)| (*k, *v, Vec::new())).collect();
-    produce_with_headers(topic, &records).await;
-}
-
-type RecordWithHeaders<'a> = (Option<&'a str>, Option<&'a str>, Vec<(&'a str, String)>);
-
-async fn produce_with_headers(topic: &str, records: &[RecordWithHeaders<'_>]) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("producer");
-    for (key, value, headers) in records {
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
-        if !headers.is_empty() {
-            let mut owned = rdkafka::message::OwnedHeaders::new();
-            for (name, value) in headers {
-                owned = owned.insert(rdkafka::message::Header {
-                    key: name,
-                    value: Some(value.as_bytes()),
-                });
-            }
-            record = record.headers(owned);
-        }
-        if let Some(key) = key {
-            record = record.key(key.as_bytes());
-        }
-        if let Some(value) = value {
-            record = record.payload(value.as_bytes());
-        }
-        producer
-            .send(record, Duration::from_secs(10))
-            .await
-            .map_err(|(e, _)| e)
-            .expect("delivered");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
