@@ -11,13 +11,7 @@ use common::{slot_name, unique_prefix};
 use db::metrics::scrape;
 use db::metrics_text::{buckets, sum};
 
-struct Killed(std::process::Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use db::testing::Killed;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_counters_move_as_changes_stream() {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -12,13 +12,7 @@ use db::metrics::scrape;
 use db::metrics_text::{buckets, sum};
 use projections::synthetic::{debezium_records, random_history, Record};
 
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use db::testing::Killed;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_counters_move_as_records_are_applied() {

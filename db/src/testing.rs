@@ -21,6 +21,17 @@ pub fn unique_name(name: &str) -> String {
     format!("{name}_{}", std::process::id())
 }
 
+/// A child process (a binary under test) killed (-9) and reaped when dropped, so a failing
+/// test leaves none behind.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The Kafka the tests use: `KAFKA_BOOTSTRAP_SERVERS`, or the playground's default.
 pub fn kafka_bootstrap_servers() -> String {
     std::env::var("KAFKA_BOOTSTRAP_SERVERS")

@@ -7,13 +7,7 @@ use std::time::{Duration, Instant};
 use db::metrics_text::{buckets, parse, sum};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Killed(std::process::Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use db::testing::Killed;
 
 /// One request; the answer's status code.
 async fn request(addr: &str, method: &str, path: &str, body: &str) -> Option<u16> {

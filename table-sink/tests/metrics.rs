@@ -2,7 +2,7 @@
 //! with what it writes: rows per table and op, records per outcome (written, dead letter), the
 //! dead letters per topic and the batch write time.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use db::metrics::scrape;
@@ -10,13 +10,7 @@ use db::metrics_text::{buckets, sum};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use db::testing::Killed;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_counters_move_as_rows_are_written() {
