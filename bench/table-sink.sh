@@ -28,12 +28,9 @@ MIRROR_DB=playground_bench_sink
 export PGPASSWORD=$PG_PASSWORD KAFKA_BOOTSTRAP_SERVERS
 url() { echo "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$1"; }
 psql_bench() { psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -v ON_ERROR_STOP=1 -Atq "$@"; }
-flag=()
-[[ $PROFILE == release ]] && flag=(--release)
 
 say "building ($PROFILE)"
-# One build for all three, so cargo unifies their features once (no rebuild of shared crates).
-cargo build -q "${flag[@]}" -p table-sink -p consumer -p db --bins --examples
+build_workspace_bins "$PROFILE"
 
 say "fresh databases $SOURCE_DB (the final orders, for the check) and $MIRROR_DB (the mirror)"
 for database in "$SOURCE_DB" "$MIRROR_DB"; do
