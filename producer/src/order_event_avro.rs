@@ -160,32 +160,16 @@ fn epoch_micros(field: &'static str, text: &str) -> Result<i64, AvroEventError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Order, OrderItem, OrderStatus};
-    use crate::money::Money;
+    use crate::domain::OrderStatus;
     use crate::outbox::{EventType, OutboxEvent};
     use schema_registry::client::WriterSchema;
     use serde_json::json;
 
     fn event(previous: Option<OrderStatus>) -> OutboxEvent {
-        let order = Order {
-            order_id: 42,
-            customer_id: 7,
-            status: OrderStatus::Paid,
-            total: Money::from_cents(1230),
-            currency: "EUR".into(),
-            items: vec![OrderItem {
-                line_no: 1,
-                sku: "SKU-0042".into(),
-                quantity: 3,
-                unit_price: Money::from_cents(410),
-            }],
-            created_at: "2026-11-23T15:40:00.123456Z".into(),
-            updated_at: "2026-11-23T15:41:00.000001Z".into(),
-        };
         OutboxEvent::for_order(
             uuid::Uuid::nil(),
             EventType::OrderStatusChanged,
-            &order,
+            &crate::outbox::sample_order(),
             previous,
         )
     }

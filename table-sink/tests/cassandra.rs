@@ -181,44 +181,10 @@ async fn cassandra_holds_exactly_the_live_orders_a_replay_changes_nothing_and_co
     let name = "sink_cassandra";
     let (session, keyspace) = fresh_keyspace(&point, name).await;
     let prefix = db::testing::unique_topic_prefix(name);
-    let (source_url, source) = db::testing::fresh_database(name)
-        .await
-        .expect("source database");
     // The Cassandra table's key is (customer_id, id): a delete must carry customer_id, which
     // only the whole old row has.
-    sqlx::query("ALTER TABLE orders REPLICA IDENTITY FULL")
-        .execute(&source)
-        .await
-        .expect("replica identity");
-    let slot = db::testing::slot_name(name);
-    let publication = format!("{name}_pub");
-
-    let reader = start_reader(&source_url, &slot, &publication, &prefix);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while confirmed_flush_lsn(&source, &slot).await.is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "cdc-reader never started streaming"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
-    let producer_cli = producer::cli::Cli::try_parse_from([
-        "producer",
-        "--database-url",
-        &source_url,
-        "--orders",
-        "3000",
-        "--rate",
-        "800",
-        "--concurrency",
-        "2",
-        "--seed",
-        "1615",
-        "--no-progress",
-    ])
-    .expect("producer flags");
-    let writes = tokio::spawn(producer::run(producer_cli.run.into_config()));
+    let (source_url, source, slot, reader) = streaming_source(name, &prefix, true).await;
+    let writes = spawn_writes(&source_url, 3000, 800, 2, 1615);
 
     // kill -9 the sink three times while the producer writes.
     let group = format!("cassandra-{prefix}");
@@ -599,31 +565,8 @@ async fn the_cassandra_sink_rides_out_cassandra_going_away_and_catches_up() {
     let name = "sink_cassandra_cut";
     let (session, keyspace) = fresh_keyspace(&point, name).await;
     let prefix = db::testing::unique_topic_prefix(name);
-    let (source_url, source) = db::testing::fresh_database(name)
-        .await
-        .expect("source database");
-    sqlx::query("ALTER TABLE orders REPLICA IDENTITY FULL")
-        .execute(&source)
-        .await
-        .expect("replica identity");
-    let slot = db::testing::slot_name(name);
-    let reader = start_reader(&source_url, &slot, &format!("{name}_pub"), &prefix);
-    db::testing::wait_until_streaming(&source, &slot).await;
-
-    let producer_cli = producer::cli::Cli::try_parse_from([
-        "producer",
-        "--database-url",
-        &source_url,
-        "--orders",
-        "2400",
-        "--rate",
-        "300", // 8 s of writes: the cut lands inside them
-        "--seed",
-        "1616",
-        "--no-progress",
-    ])
-    .expect("producer flags");
-    let writes = tokio::spawn(producer::run(producer_cli.run.into_config()));
+    let (source_url, source, slot, reader) = streaming_source(name, &prefix, true).await;
+    let writes = spawn_writes(&source_url, 2400, 300, 1, 1616); // 8 s: the cut lands inside
 
     let proxy = db::cuttable_proxy::CuttableProxy::start(&point).expect("proxy");
     let group = format!("cassandra-cut-{prefix}");

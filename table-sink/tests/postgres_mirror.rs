@@ -148,24 +148,9 @@ async fn the_mirror_equals_the_source_after_kills_and_follows_an_added_column() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let producer_cli = producer::cli::Cli::try_parse_from([
-        "producer",
-        "--database-url",
-        &source_url,
-        "--orders",
-        "4000",
-        "--rate",
-        // 10 s of writes: five sink starts (each joins the group afresh) must fit in them on a
-        // quiet machine too.
-        "400",
-        "--concurrency",
-        "2",
-        "--seed",
-        "16",
-        "--no-progress",
-    ])
-    .expect("producer flags");
-    let writes = tokio::spawn(producer::run(producer_cli.run.into_config()));
+    // 10 s of writes: five sink starts (each joins the group afresh) must fit in them on a
+    // quiet machine too.
+    let writes = spawn_writes(&source_url, 4000, 400, 2, 16);
 
     // kill -9 the sink five times while the producer writes; crash cdc-reader once between.
     let mut rng = 2026u64;
@@ -417,31 +402,12 @@ fn authority(url: &str) -> String {
 async fn the_sink_rides_out_its_target_going_away_and_catches_up() {
     let name = "sink_target_cut";
     let prefix = db::testing::unique_topic_prefix(name);
-    let (source_url, source) = db::testing::fresh_database(name)
-        .await
-        .expect("source database");
     let (mirror_url, mirror) = db::testing::fresh_database("sink_target_cut_mirror")
         .await
         .expect("mirror database");
-    let slot = db::testing::slot_name(name);
     let topics = format!("{prefix}.public.orders,{prefix}.public.order_items");
-    let reader = start_reader(&source_url, &slot, &format!("{name}_pub"), &prefix);
-    db::testing::wait_until_streaming(&source, &slot).await;
-
-    let producer_cli = producer::cli::Cli::try_parse_from([
-        "producer",
-        "--database-url",
-        &source_url,
-        "--orders",
-        "2400",
-        "--rate",
-        "300", // 8 s of writes: the cut lands inside them
-        "--seed",
-        "27",
-        "--no-progress",
-    ])
-    .expect("producer flags");
-    let writes = tokio::spawn(producer::run(producer_cli.run.into_config()));
+    let (source_url, source, slot, reader) = streaming_source(name, &prefix, false).await;
+    let writes = spawn_writes(&source_url, 2400, 300, 1, 27); // 8 s: the cut lands inside
 
     let proxy = db::cuttable_proxy::CuttableProxy::start(&authority(&mirror_url)).expect("proxy");
     let sink = db::testing::Killed(spawn_sink(
