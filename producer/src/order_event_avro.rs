@@ -175,11 +175,7 @@ mod tests {
     }
 
     fn read_back(bytes: &[u8]) -> serde_json::Value {
-        let writer = WriterSchema {
-            id: 1,
-            text: SCHEMA.to_string(),
-            schema: schema().unwrap(),
-        };
+        let writer = WriterSchema::new(1, SCHEMA.to_string(), schema().unwrap());
         schema_registry::decoder::decode_datum(&writer, bytes).unwrap()
     }
 
