@@ -302,7 +302,9 @@ impl<'a, S: Sink> Stream<'a, S> {
         tokio::pin!(shutdown);
         // An incremental snapshot a restart interrupted goes on at its next chunk.
         if let Some(mut incremental) = self.incremental.take() {
-            let resumed = incremental.read_next_chunk(self.translator).await;
+            let resumed = incremental
+                .read_next_chunk(self.translator, self.tracker)
+                .await;
             self.incremental = Some(incremental);
             resumed?;
         }
@@ -325,6 +327,8 @@ impl<'a, S: Sink> Stream<'a, S> {
             if self.reached_target() {
                 break StreamEnd::ReachedTarget;
             }
+            // Acknowledgements and commits move chunks of an incremental snapshot to delivered.
+            self.store_incremental_progress().await?;
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break StreamEnd::Shutdown,
@@ -343,6 +347,18 @@ impl<'a, S: Sink> Stream<'a, S> {
         };
         self.finish().await?;
         Ok(end)
+    }
+
+    /// Stores the incremental snapshot's progress as far as Kafka acknowledged its chunks.
+    async fn store_incremental_progress(&mut self) -> Result<(), ReaderError> {
+        match self.incremental.as_mut() {
+            Some(incremental) if incremental.chunks_unacknowledged() > 0 => {
+                incremental
+                    .store_delivered(self.translator.catalog().client(), self.tracker)
+                    .await
+            }
+            _ => Ok(()),
+        }
     }
 
     fn reached_target(&self) -> bool {
@@ -499,7 +515,7 @@ impl<'a, S: Sink> Stream<'a, S> {
         };
         let result = async {
             let Some((relation_id, closed)) = incremental
-                .handle_signal(self.translator, id, signal)
+                .handle_signal(self.translator, self.tracker, id, signal)
                 .await?
             else {
                 return Ok(());
@@ -524,27 +540,15 @@ impl<'a, S: Sink> Stream<'a, S> {
                 self.tracker.commit(ticket, lsn)?;
             }
             self.stats.changes += closed.rows.len() as u64;
-            self.wait_for_acks().await?;
-            incremental.chunk_delivered(self.translator, &closed).await
+            // No wait for Kafka here: the next chunk is read while these are acknowledged,
+            // and their progress is stored once they are (`store_delivered`).
+            incremental
+                .chunk_sent(self.translator, self.tracker, &closed, ticket)
+                .await
         }
         .await;
         self.incremental = Some(incremental);
         result
-    }
-
-    /// Waits until Kafka acknowledged every record sent so far.
-    async fn wait_for_acks(&mut self) -> Result<(), ReaderError> {
-        while self.tracker.records_in_flight() > 0 {
-            match self.acks.recv().await {
-                Some(ack) => self.handle_ack(ack)?,
-                None => {
-                    return Err(ReaderError::Stream(
-                        "the sink's acknowledgement channel closed".into(),
-                    ))
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Sends `self.records` under `ticket`.
