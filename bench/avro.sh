@@ -32,8 +32,7 @@ BIN=target/$PROFILE
 command -v /usr/bin/time >/dev/null 2>&1 || { [[ $(id -u) -eq 0 ]] && apt-get install -y -qq time >/dev/null; }
 "$ROOT/scripts/stack" up >/dev/null
 say "building cdc-reader and consumer ($PROFILE)"
-profile_flag=(); [[ $PROFILE == release ]] && profile_flag=(--release)
-cargo build --quiet "${profile_flag[@]}" -p cdc-reader -p consumer --bins
+build_workspace_bins "$PROFILE"
 
 export PGPASSWORD=$PG_PASSWORD
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER")

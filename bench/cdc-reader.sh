@@ -30,7 +30,7 @@ RUN=$(date +%s)
 command -v /usr/bin/time >/dev/null 2>&1 || { [[ $(id -u) -eq 0 ]] && apt-get install -y -qq time >/dev/null; }
 "$ROOT/scripts/stack" up >/dev/null
 say "building cdc-reader (release)"
-cargo build --quiet --release -p cdc-reader
+build_workspace_bins release
 
 export PGPASSWORD=$PG_PASSWORD
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER")

@@ -30,13 +30,11 @@ psql_bench() { psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -v ON_ERROR_STOP=1 
 stop_if_dry_run "bench/consumer-group.sh"
 
 say "building ($PROFILE)"
-if [[ $PROFILE == release ]]; then cargo build -q --release -p consumer --bins --examples
-else cargo build -q -p consumer --bins --examples; fi
-cargo build -q -p db
+build_workspace_bins "$PROFILE"
 
 say "fresh database $BENCH_DB"
 psql_bench -d "$PG_DB" -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" -c "CREATE DATABASE $BENCH_DB"
-DATABASE_URL=$BENCH_URL cargo run -q -p db -- migrate >/dev/null
+DATABASE_URL=$BENCH_URL "target/$PROFILE/db" migrate >/dev/null
 
 say "filling $TOPIC ($PARTITIONS partitions, once) and writing the final orders for the check"
 DATABASE_URL=$BENCH_URL target/$PROFILE/examples/produce_synthetic \

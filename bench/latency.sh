@@ -35,8 +35,7 @@ stop_if_dry_run "bench/latency.sh --duration $DURATION --rates $RATES"
 PROFILE=${BENCH_PROFILE:-debug}
 "$ROOT/scripts/stack" up >/dev/null
 say "building the binaries ($PROFILE)"
-if [[ $PROFILE == release ]]; then cargo build --quiet --release -p db -p producer -p cdc-reader -p consumer
-else cargo build --quiet -p db -p producer -p cdc-reader -p consumer; fi
+build_workspace_bins "$PROFILE"
 BIN=$ROOT/target/$PROFILE
 
 DB=bench_latency

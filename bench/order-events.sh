@@ -29,14 +29,12 @@ psql_bench() { psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -v ON_ERROR_STOP=1 
 BIN=target/$PROFILE
 
 say "building ($PROFILE)"
-if [[ $PROFILE == release ]]; then cargo build -q --release -p order-events -p cdc-reader -p producer
-else cargo build -q -p order-events -p cdc-reader -p producer; fi
-cargo build -q -p db
+build_workspace_bins "$PROFILE"
 
 say "fresh database $BENCH_DB"
 psql_bench -d "$PG_DB" -c "SELECT pg_drop_replication_slot('$SLOT') FROM pg_replication_slots WHERE slot_name = '$SLOT' AND NOT active" >/dev/null
 psql_bench -d "$PG_DB" -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" -c "CREATE DATABASE $BENCH_DB"
-DATABASE_URL=$BENCH_URL target/debug/db migrate >/dev/null
+DATABASE_URL=$BENCH_URL "$BIN/db" migrate >/dev/null
 
 say "the backlog: $ORDERS orders through cdc-reader (prefix $PREFIX)"
 reader_log=$(mktemp)

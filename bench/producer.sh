@@ -28,7 +28,7 @@ URL="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$DB"
 SYNC_COMMIT=$("${PSQL[@]}" -d "$PG_DB" -c "SHOW synchronous_commit")
 
 say "building producer (release)"
-cargo build --quiet --release -p producer
+build_workspace_bins release
 PRODUCER="$ROOT/target/release/producer"
 
 fresh_db() {

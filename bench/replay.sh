@@ -23,12 +23,11 @@ BENCH_URL="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$BENCH_DB"
 psql_bench() { psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -v ON_ERROR_STOP=1 -Atq "$@"; }
 
 say "building (release)"
-cargo build -q --release -p consumer --bins --examples
-cargo build -q -p db
+build_workspace_bins release
 
 say "fresh database $BENCH_DB"
 psql_bench -d "$PG_DB" -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" -c "CREATE DATABASE $BENCH_DB"
-DATABASE_URL=$BENCH_URL cargo run -q -p db -- migrate >/dev/null
+DATABASE_URL=$BENCH_URL target/release/db migrate >/dev/null
 
 say "filling $TOPIC (once) and writing the final orders for the check"
 no_schemas=()

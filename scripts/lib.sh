@@ -60,6 +60,14 @@ stop_if_dry_run() {
   fi
 }
 
+# The benchmarks' build: every binary and example of the workspace in one cargo call, so cargo
+# unifies the dependencies' features once and the scripts share one build (building `-p a` then
+# `-p b` rebuilds the crates they share whenever their features differ). PROFILE: release | debug.
+build_workspace_bins() {
+  local flag=(); [[ ${1:-release} == release ]] && flag=(--release)
+  cargo build --quiet "${flag[@]}" --workspace --bins --examples
+}
+
 # Debezium option KEY=VALUE -> a .properties line (a backslash in the value is written `\\`, as a
 # .properties reader expects; scripts/conformance and conformance/record --debezium-option).
 debezium_option_line() {

@@ -11,7 +11,8 @@
 //! | name | type | labels |
 //! |---|---|---|
 //! | `pgcdc_reader_changes_total` | counter | `table`, `op` (c, u, d, t, m) |
-//! | `pgcdc_reader_records_sent_total`, `pgcdc_reader_sent_bytes_total` | counter | `topic` |
+//! | `pgcdc_reader_records_sent_total` | counter | `topic` |
+//! | `pgcdc_reader_sent_bytes_total` (key + value as written, before compression) | counter | `topic` (Kafka sink) |
 //! | `pgcdc_reader_records_acknowledged_total` | counter | `topic` (Kafka sink) |
 //! | `pgcdc_reader_records_in_flight` | gauge | |
 //! | `pgcdc_reader_received_lsn`, `pgcdc_reader_confirmed_lsn` | gauge (LSN as a number) | |
@@ -42,10 +43,16 @@ pub fn change_read(table: &str, op: &'static str) {
 }
 
 /// One record handed to the sink.
-pub fn record_sent(topic: &str, bytes: usize) {
+pub fn record_sent(topic: &str) {
     if enabled() {
         metrics::counter!("pgcdc_reader_records_sent_total", "topic" => topic.to_string())
             .increment(1);
+    }
+}
+
+/// The Kafka sink queued a record of `bytes` (key + value as written: Avro with `--format avro`).
+pub fn bytes_sent(topic: &str, bytes: usize) {
+    if enabled() {
         metrics::counter!("pgcdc_reader_sent_bytes_total", "topic" => topic.to_string())
             .increment(bytes as u64);
     }

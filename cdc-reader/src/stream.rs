@@ -667,11 +667,7 @@ impl<'a, S: Sink> Stream<'a, S> {
                 Ok(()) => {
                     self.tracker.sent(ticket)?;
                     self.stats.records_sent += 1;
-                    crate::metrics::record_sent(
-                        &record.topic,
-                        record.key.as_ref().map_or(0, |k| k.len())
-                            + record.value.as_ref().map_or(0, |v| v.len()),
-                    );
+                    crate::metrics::record_sent(&record.topic);
                     return Ok(());
                 }
                 Err(SendError::QueueFull) => {

@@ -97,6 +97,12 @@ pub struct ConsumerArgs {
     #[arg(long, env = "CONSUMER_BATCH_TIMEOUT", default_value = "200ms", value_parser = humantime::parse_duration, global = true)]
     pub batch_timeout: Duration,
 
+    /// A batch also ends when no record came for this long (Kafka has nothing more right now):
+    /// under a backlog batches fill up, in a steady stream each change is applied within
+    /// milliseconds instead of waiting out --batch-timeout.
+    #[arg(long, env = "CONSUMER_BATCH_IDLE", default_value = "5ms", value_parser = humantime::parse_duration, global = true)]
+    pub batch_idle: Duration,
+
     /// Empty the projections and forget every stored offset (one transaction), then rebuild
     /// from the earliest offsets.
     #[arg(long, env = "CONSUMER_REPLAY", global = true)]

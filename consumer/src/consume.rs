@@ -473,8 +473,9 @@ pub(crate) async fn wait_for_topics<C: Consumer<X>, X: ConsumerContext>(
     }
 }
 
-/// Reads up to `batch_size` records: waits up to a second for the first, then at most
-/// `--batch-timeout` for the rest. `None` on SIGINT or SIGTERM. Kafka errors (a broker restarting) are
+/// Reads up to `batch_size` records: waits up to a second for the first, then takes more until
+/// `--batch-timeout` has passed or none came for `--batch-idle` (librdkafka has nothing queued:
+/// the batch is all there is for now). `None` on SIGINT or SIGTERM. Kafka errors (a broker restarting) are
 /// logged and end the batch early: the client reconnects by itself.
 pub(crate) async fn read_batch<X: ConsumerContext + 'static>(
     consumer: &StreamConsumer<X>,
@@ -498,7 +499,8 @@ pub(crate) async fn read_batch<X: ConsumerContext + 'static>(
     }
     let deadline = tokio::time::Instant::now() + args.batch_timeout;
     while batch.len() < batch_size {
-        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+        let idle_until = (tokio::time::Instant::now() + args.batch_idle).min(deadline);
+        match tokio::time::timeout_at(idle_until, consumer.recv()).await {
             Ok(Ok(message)) => batch.push(decode_record(args.from, decoder, &message).await),
             Ok(Err(error)) => {
                 tracing::warn!("Kafka: {error}");

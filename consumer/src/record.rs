@@ -10,11 +10,12 @@
 //!                                   outcome: Change(ChangeEvent) | Tombstone | Poison(Poison)
 //! ```
 //!
-//! A CDC value that starts with the magic byte 0 is Avro in the Confluent wire format
-//! (cdc-reader `--format avro`; JSON never starts with 0): its writer schema is fetched from the
-//! schema registry by id (once per id), the datum becomes the JSON record with schemas, and the
-//! JSON decoding runs on that. Bytes that are not Avro, an id the registry does not know, or a
-//! datum that does not match its schema make a poison record (the error goes into the
+//! A value that starts with the magic byte 0 is Avro in the Confluent wire format (JSON never
+//! starts with 0): CDC records from cdc-reader `--format avro`, domain events from
+//! `order-events --format avro`, outbox events from `producer --direct-publish --format avro`.
+//! Its writer schema is fetched from the schema registry by id (once per id), the datum becomes
+//! JSON, and the JSON decoding runs on that. Bytes that are not Avro, an id the registry does
+//! not know, or a datum that does not match its schema make a poison record (the error goes into the
 //! dead-letter headers). A registry that does not answer is waited for, never dead-lettered.
 
 use std::time::Duration;
@@ -77,8 +78,11 @@ impl RecordDecoder {
             return self.json.decode(value).map_err(|e| e.to_string());
         };
         let record = self.avro_record(bytes).await?;
-        let json = serde_json::to_vec(&record.connect_json()).map_err(|e| e.to_string())?;
-        projections::decode_change(Some(&json)).map_err(|e| e.to_string())
+        // The schema part is the same bytes for every record of the writer schema: the JSON
+        // decoder recognises them and parses the payload alone.
+        self.json
+            .decode(Some(&record.connect_json_bytes()))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -91,6 +95,22 @@ impl RecordDecoder {
         let record = self.avro_record(bytes).await?;
         let json = serde_json::to_vec(&record.payload).map_err(|e| e.to_string())?;
         decode_domain_event(Some(&json)).map_err(|e| e.to_string())
+    }
+
+    /// An outbox event: Avro (`producer --direct-publish --format avro`, the `OrderEvent`
+    /// schema) through the registry, else JSON; the id and type come from the headers either way.
+    async fn decode_outbox_event(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, Option<&[u8]>)],
+    ) -> Result<Decoded, String> {
+        let Some(bytes) = value.filter(|b| wire::looks_like_avro(b)) else {
+            return decode_outbox(key, value, headers).map_err(|e| e.to_string());
+        };
+        let record = self.avro_record(bytes).await?;
+        let json = serde_json::to_vec(&record.payload).map_err(|e| e.to_string())?;
+        decode_outbox(key, Some(&json), headers).map_err(|e| e.to_string())
     }
 
     /// An Avro record, decoded with its writer schema; waits while the registry does not
@@ -125,7 +145,9 @@ pub async fn decode_record<M: Message>(
                 .headers()
                 .map(|h| h.iter().map(|header| (header.key, header.value)).collect())
                 .unwrap_or_default();
-            decode_outbox(message.key(), message.payload(), &headers).map_err(|e| e.to_string())
+            decoder
+                .decode_outbox_event(message.key(), message.payload(), &headers)
+                .await
         }
     };
     let outcome = match decoded {

@@ -1,7 +1,8 @@
 //! The consumer reading Avro records (cdc-reader `--format avro`) through the real schema
 //! registry and Kafka: `order_totals` equals the GROUP BY, as from JSON; bytes that are not
 //! Avro, an unknown schema id and a datum that does not match its schema are dead-lettered
-//! with the error, and the consumer goes on.
+//! with the error, and the consumer goes on. The producer's own Avro events (`--direct-publish
+//! --format avro`, the `OrderEvent` schema) build the same `order_totals` through `--from outbox`.
 
 mod common;
 
@@ -106,4 +107,44 @@ async fn order_totals_from_an_avro_topic_equal_the_group_by_and_bad_records_are_
             .any(|e| e.contains("does not match its writer schema")),
         "{errors:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_totals_from_the_producers_avro_events_equal_the_group_by() {
+    let (url, pool) = db::testing::fresh_database("consumer_avro_outbox")
+        .await
+        .expect("database");
+    let topic = unique_topic("avro_outbox");
+    create_topic(&topic, 1).await;
+    let run = producer::RunConfig {
+        database_url: url.clone(),
+        stop_after: producer::runner::StopAfter::Operations(400),
+        rate: producer::runner::Rate::Unlimited,
+        shape: producer::workload::WorkloadShape {
+            mix: producer::workload::Mix::parse("create=60,update=20,cancel=10,delete=10")
+                .expect("mix"),
+            customers: 30,
+            items_per_order: None,
+        },
+        seed: 5,
+        concurrency: 1,
+        outbox_mode: Default::default(),
+        direct_publish: Some(producer::runner::DirectPublishConfig {
+            bootstrap_servers: bootstrap_servers(),
+            topic: topic.clone(),
+            fail_probability: 0.0,
+            format: producer::direct_publish::PublishFormat::Avro,
+            schema_registry_url: registry_url(),
+        }),
+        progress: false,
+        retry: Default::default(),
+    };
+    let published = producer::run(run).await.expect("producer run");
+    assert_eq!(published.direct_publish.expect("published").published, 400);
+
+    let summary = consume(&url, &args(&topic, Source::Outbox))
+        .await
+        .expect("consume the Avro outbox events");
+    assert_eq!(summary.dead_letters, 0);
+    assert_eq!(differences(&pool).await, Vec::<String>::new());
 }

@@ -19,9 +19,11 @@
 //! - [`check_args`]: `PGCDC_CHECK_ARGS=1` makes any binary check its command line and exit.
 //! - [`metrics`]: `--metrics-listen`: the Prometheus `/metrics` page every long-running binary serves;
 //!   [`metrics_text`]: reading such a page back (samples, histogram quantiles).
-//! - [`testing`]: a fresh, migrated database per integration test, so tests never share rows.
+//! - [`testing`]: a fresh, migrated database per integration test, so tests never share rows;
+//!   [`cuttable_proxy`]: a TCP proxy a test cuts off to take a server away from one binary.
 
 pub mod check_args;
+pub mod cuttable_proxy;
 pub mod metrics;
 pub mod metrics_text;
 pub mod private_stack;

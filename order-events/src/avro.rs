@@ -121,11 +121,8 @@ mod tests {
                 serde_json::from_slice(&event.to_connect_json()).unwrap();
             let datum = connect_avro::avro_datum(&schema, &connect["payload"]).expect("datum");
             let bytes = connect_avro::encode_datum(&avro.schema, datum).expect("encoded");
-            let writer = schema_registry::WriterSchema {
-                id: 1,
-                text: avro.text.clone(),
-                schema: avro.schema.clone(),
-            };
+            let writer =
+                schema_registry::WriterSchema::new(1, avro.text.clone(), avro.schema.clone());
             let back = schema_registry::decoder::decode_datum(&writer, &bytes).expect("decoded");
             assert_eq!(
                 OrderEvent::from_json(&serde_json::to_vec(&back).unwrap()).unwrap(),

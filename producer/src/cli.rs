@@ -4,7 +4,8 @@
 //! cargo run -p producer -- [--orders N | --duration 30s] [--rate 200 | --rate unlimited]
 //!     [--customers 100] [--mix create=70,update=20,cancel=5,delete=5] [--seed 42]
 //!     [--concurrency K] [--items 3] [--outbox-delete-after-insert]
-//!     [--direct-publish [--fail-between-commit-and-publish 0.05] [--direct-publish-topic T]]
+//!     [--direct-publish [--fail-between-commit-and-publish 0.05] [--direct-publish-topic T]
+//!                       [--format json|avro] [--schema-registry-url URL]]
 //!     [--max-retries 100] [--retry-backoff 200ms] [--retry-backoff-max 5s]
 //! cargo run -p producer -- serve --listen 127.0.0.1:4000
 //! ```
@@ -98,6 +99,13 @@ pub struct RunArgs {
     /// Topic for --direct-publish.
     #[arg(long, env = "PRODUCER_DIRECT_PUBLISH_TOPIC", default_value = direct_publish::DEFAULT_TOPIC)]
     pub direct_publish_topic: String,
+    /// How --direct-publish writes each event: `json` (the outbox payload) or `avro` (the
+    /// `OrderEvent` schema, registered under `<topic>-value`, Confluent wire format).
+    #[arg(long, env = "PRODUCER_FORMAT", value_enum, default_value_t = direct_publish::PublishFormat::Json, requires = "direct_publish")]
+    pub format: direct_publish::PublishFormat,
+    /// The schema registry's Confluent API, for --format avro (`scripts/stack env` prints it).
+    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = db::DEFAULT_SCHEMA_REGISTRY_URL)]
+    pub schema_registry_url: String,
     /// Kafka for --direct-publish.
     #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS", default_value = db::DEFAULT_KAFKA_BOOTSTRAP_SERVERS)]
     pub kafka_bootstrap_servers: String,
@@ -143,6 +151,8 @@ impl RunArgs {
                 bootstrap_servers: self.kafka_bootstrap_servers,
                 topic: self.direct_publish_topic,
                 fail_probability: self.fail_between_commit_and_publish,
+                format: self.format,
+                schema_registry_url: self.schema_registry_url,
             }),
             progress: !self.no_progress,
             retry: RetryPolicy {

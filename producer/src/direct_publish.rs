@@ -21,8 +21,15 @@
 //! value    {"order_id":42,...}     (the payload JSON)
 //! headers  id=<event uuid>, eventType=OrderCreated
 //! ```
+//!
+//! With `--format avro` the value is the same event as an Avro datum in the Confluent wire
+//! format, under the application's own `OrderEvent` schema, registered once at start
+//! ([`crate::order_event_avro`]); key and headers stay as they are.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use apache_avro::Schema;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -30,7 +37,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
+use crate::order_event_avro::{self, AvroEventError};
 use crate::outbox::OutboxEvent;
+use schema_registry::{wire, RegistryClient};
 
 /// The topic direct-published events go to unless `--direct-publish-topic` says otherwise.
 pub const DEFAULT_TOPIC: &str = "outbox.events";
@@ -51,6 +60,11 @@ pub enum PublishError {
         bootstrap_servers: String,
         reason: String,
     },
+    /// The registry did not take the `OrderEvent` schema (unreachable, or it refused it).
+    #[error("--format avro: {0}")]
+    Registry(String),
+    #[error("--format avro: {0}")]
+    Avro(#[from] AvroEventError),
     #[error("publishing event {event_id} to topic {topic} failed: {reason}")]
     Send {
         event_id: String,
@@ -76,18 +90,40 @@ impl ClientContext for QuietContext {
     }
 }
 
+/// How a direct-published event's value is written (`--format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PublishFormat {
+    /// The payload JSON, as Debezium's Outbox Event Router writes it.
+    #[default]
+    Json,
+    /// The `OrderEvent` Avro datum in the Confluent wire format (schema in the registry).
+    Avro,
+}
+
+/// The registered `OrderEvent` schema: what each Avro value is written with.
+#[derive(Clone)]
+struct RegisteredSchema {
+    id: u32,
+    schema: Arc<Schema>,
+}
+
 /// A Kafka producer for one topic, checked to be reachable when it is made.
 #[derive(Clone)]
 pub struct DirectPublisher {
     producer: FutureProducer<QuietContext>,
     topic: String,
+    avro: Option<RegisteredSchema>,
 }
 
 impl DirectPublisher {
-    /// Connects to `bootstrap_servers` and checks the broker answers (within 5 s).
+    /// Connects to `bootstrap_servers` and checks the broker answers (within 5 s); with
+    /// [`PublishFormat::Avro`], registers (or finds) the `OrderEvent` schema under
+    /// `<topic>-value` in the registry at `schema_registry_url`.
     pub async fn connect(
         bootstrap_servers: &str,
         topic: &str,
+        format: PublishFormat,
+        schema_registry_url: &str,
     ) -> Result<DirectPublisher, PublishError> {
         let unreachable = |reason: String| PublishError::Unreachable {
             bootstrap_servers: bootstrap_servers.to_string(),
@@ -105,10 +141,20 @@ impl DirectPublisher {
             .await
             .map_err(|e| unreachable(e.to_string()))?
             .map_err(|e| unreachable(e.to_string()))?;
+        let avro = match format {
+            PublishFormat::Json => None,
+            PublishFormat::Avro => Some(register_schema(topic, schema_registry_url).await?),
+        };
         Ok(DirectPublisher {
             producer,
             topic: topic.to_string(),
+            avro,
         })
+    }
+
+    /// The schema id the values carry (`None` in JSON mode).
+    pub fn schema_id(&self) -> Option<u32> {
+        self.avro.as_ref().map(|registered| registered.id)
     }
 
     pub fn topic(&self) -> &str {
@@ -127,9 +173,16 @@ impl DirectPublisher {
                 key: "eventType",
                 value: Some(event.event_type.as_str()),
             });
+        let value = match &self.avro {
+            None => event.payload.clone().into_bytes(),
+            Some(registered) => wire::encode(
+                registered.id,
+                &order_event_avro::datum(&registered.schema, &event.payload)?,
+            ),
+        };
         let record = FutureRecord::to(&self.topic)
             .key(&event.aggregate_id)
-            .payload(&event.payload)
+            .payload(&value)
             .headers(headers);
         self.producer
             .send(record, SEND_TIMEOUT)
@@ -141,4 +194,23 @@ impl DirectPublisher {
                 reason: error.to_string(),
             })
     }
+}
+
+/// Registers `OrderEvent` under `<topic>-value` (the registry answers with the existing id when
+/// the subject has it already), as a Confluent serializer with `auto.register.schemas` does.
+async fn register_schema(
+    topic: &str,
+    schema_registry_url: &str,
+) -> Result<RegisteredSchema, PublishError> {
+    let schema = order_event_avro::schema()?;
+    let subject = format!("{topic}-value");
+    let id = RegistryClient::new(schema_registry_url)
+        .register(&subject, order_event_avro::SCHEMA)
+        .await
+        .map_err(|e| PublishError::Registry(e.to_string()))?;
+    tracing::info!(subject, id, "OrderEvent schema registered");
+    Ok(RegisteredSchema {
+        id,
+        schema: Arc::new(schema),
+    })
 }

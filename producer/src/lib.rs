@@ -20,7 +20,8 @@
 //! - [`workload`]: the seeded, deterministic sequence of operations and the `--mix` parser.
 //! - [`runner`]: the CLI run: workers, pacing, progress bar; [`report`]: the summary.
 //! - [`retry`]: what is retried when PostgreSQL or Kafka goes away, and COMMITs in doubt.
-//! - [`direct_publish`]: the dual write (commit, then publish) and its failure injection.
+//! - [`direct_publish`]: the dual write (commit, then publish) and its failure injection;
+//!   [`order_event_avro`]: its `--format avro` schema and datum.
 //! - [`requests`] and [`http`]: the HTTP API (`producer serve`).
 //! - [`metrics`]: `producer serve --metrics-listen`: operations per kind, transaction latency.
 //! - [`cli`]: the command-line flags.
@@ -31,6 +32,7 @@ pub mod domain;
 pub mod http;
 pub mod metrics;
 pub mod money;
+pub mod order_event_avro;
 pub mod orders;
 pub mod outbox;
 pub mod report;

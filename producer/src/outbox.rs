@@ -107,36 +107,38 @@ impl OutboxEvent {
     }
 }
 
+/// The order the unit tests of the payload (here and in [`crate::order_event_avro`]) use.
+#[cfg(test)]
+pub(crate) fn sample_order() -> Order {
+    use crate::domain::OrderItem;
+    use crate::money::Money;
+    Order {
+        order_id: 42,
+        customer_id: 7,
+        status: OrderStatus::Paid,
+        total: Money::from_cents(1230),
+        currency: "EUR".into(),
+        items: vec![OrderItem {
+            line_no: 1,
+            sku: "SKU-0042".into(),
+            quantity: 3,
+            unit_price: Money::from_cents(410),
+        }],
+        created_at: "2026-11-23T15:40:00.123456Z".into(),
+        updated_at: "2026-11-23T15:41:00.000001Z".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::OrderItem;
-    use crate::money::Money;
-
-    fn order() -> Order {
-        Order {
-            order_id: 42,
-            customer_id: 7,
-            status: OrderStatus::Paid,
-            total: Money::from_cents(1230),
-            currency: "EUR".into(),
-            items: vec![OrderItem {
-                line_no: 1,
-                sku: "SKU-0042".into(),
-                quantity: 3,
-                unit_price: Money::from_cents(410),
-            }],
-            created_at: "2026-11-23T15:40:00.123456Z".into(),
-            updated_at: "2026-11-23T15:41:00.000001Z".into(),
-        }
-    }
 
     #[test]
     fn payload_is_the_order_snapshot_with_money_as_strings() {
         let event = OutboxEvent::for_order(
             Uuid::nil(),
             EventType::OrderStatusChanged,
-            &order(),
+            &sample_order(),
             Some(OrderStatus::New),
         );
         assert_eq!(event.aggregate_id, "42");
@@ -148,7 +150,8 @@ mod tests {
 
     #[test]
     fn created_events_have_no_previous_status() {
-        let event = OutboxEvent::for_order(Uuid::nil(), EventType::OrderCreated, &order(), None);
+        let event =
+            OutboxEvent::for_order(Uuid::nil(), EventType::OrderCreated, &sample_order(), None);
         assert!(!event.payload.contains("previous_status"));
         assert_eq!(event.event_type.as_str(), "OrderCreated");
     }

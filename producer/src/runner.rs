@@ -28,7 +28,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres};
 use tokio::time::Instant;
 
-use crate::direct_publish::{DirectPublisher, PublishError};
+use crate::direct_publish::{DirectPublisher, PublishError, PublishFormat};
 use crate::orders::{self, Committed, OrderError, OutboxMode};
 use crate::report::{Summary, WorkerReport};
 use crate::retry::RetryPolicy;
@@ -74,6 +74,10 @@ pub struct DirectPublishConfig {
     pub topic: String,
     /// Probability (0..=1) that an event is lost between COMMIT and publish.
     pub fail_probability: f64,
+    /// JSON (the outbox payload) or Avro (`OrderEvent`, schema in the registry).
+    pub format: PublishFormat,
+    /// The registry's Confluent API, for [`PublishFormat::Avro`].
+    pub schema_registry_url: String,
 }
 
 /// Everything a CLI run needs.
@@ -131,7 +135,15 @@ pub async fn run(config: RunConfig) -> Result<Summary, RunError> {
             if !(0.0..=1.0).contains(&publish.fail_probability) {
                 return Err(RunError::BadProbability(publish.fail_probability));
             }
-            Some(DirectPublisher::connect(&publish.bootstrap_servers, &publish.topic).await?)
+            Some(
+                DirectPublisher::connect(
+                    &publish.bootstrap_servers,
+                    &publish.topic,
+                    publish.format,
+                    &publish.schema_registry_url,
+                )
+                .await?,
+            )
         }
         None => None,
     };

@@ -1,12 +1,15 @@
 //! `--direct-publish` against the real Kafka: every event that was not "lost between commit and
 //! publish" is on the topic; the lost ones are only in the database. The disagreement the
-//! outbox pattern exists to prevent, made visible.
+//! outbox pattern exists to prevent, made visible. With `--format avro`, every value is the
+//! `OrderEvent` datum under the schema registered for the topic, and decodes to the payload the
+//! database holds for the same event.
 
 mod support;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use producer::direct_publish::PublishFormat;
 use producer::runner::DirectPublishConfig;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
@@ -23,6 +26,13 @@ fn bootstrap_servers() -> String {
 
 /// Reads the event ids (the `id` header) of all messages on partition 0 of `topic`.
 fn read_event_ids(topic: &str, expected: usize) -> BTreeSet<String> {
+    let messages = read_messages(topic, expected);
+    let ids: BTreeSet<String> = messages.keys().cloned().collect();
+    ids
+}
+
+/// All messages on partition 0 of `topic`, by event id (the `id` header): their values.
+fn read_messages(topic: &str, expected: usize) -> BTreeMap<String, Vec<u8>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap_servers())
         .set("group.id", format!("{topic}-reader"))
@@ -34,7 +44,7 @@ fn read_event_ids(topic: &str, expected: usize) -> BTreeSet<String> {
         .add_partition_offset(topic, 0, Offset::Beginning)
         .unwrap();
     consumer.assign(&partitions).unwrap();
-    let mut ids = BTreeSet::new();
+    let mut ids = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     // Read until the expected count, then a little longer to catch any extra message.
     let mut quiet_until = None;
@@ -46,11 +56,13 @@ fn read_event_ids(topic: &str, expected: usize) -> BTreeSet<String> {
                 .find(|h| h.key == "id")
                 .and_then(|h| h.value)
                 .unwrap();
+            assert!(message.key().is_some() && message.payload().is_some());
+            let value = message.payload().unwrap_or_default().to_vec();
             assert!(
-                ids.insert(String::from_utf8(id.to_vec()).unwrap()),
+                ids.insert(String::from_utf8(id.to_vec()).unwrap(), value)
+                    .is_none(),
                 "duplicate message"
             );
-            assert!(message.key().is_some() && message.payload().is_some());
             assert!(headers.iter().any(|h| h.key == "eventType"));
         }
         if ids.len() >= expected && quiet_until.is_none() {
@@ -74,6 +86,8 @@ async fn events_lost_between_commit_and_publish_are_only_in_the_database() {
         bootstrap_servers: bootstrap_servers(),
         topic: topic.clone(),
         fail_probability: 0.25,
+        format: PublishFormat::Json,
+        schema_registry_url: db::testing::schema_registry_url(),
     });
     let summary = producer::run(config).await.unwrap();
     let publish = summary.direct_publish.clone().unwrap();
@@ -106,12 +120,72 @@ async fn events_lost_between_commit_and_publish_are_only_in_the_database() {
         "the disagreement"
     );
 
+    delete_topic(&topic).await;
+}
+
+async fn delete_topic(topic: &str) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap_servers())
         .create()
         .unwrap();
     admin
-        .delete_topics(&[topic.as_str()], &AdminOptions::new())
+        .delete_topics(&[topic], &AdminOptions::new())
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn avro_events_carry_the_registered_order_event_schema_and_decode_to_the_payload() {
+    let (url, pool) = db::testing::fresh_database("producer_direct_publish_avro")
+        .await
+        .unwrap();
+    let topic = format!("producer_avro_test_{}", uuid::Uuid::new_v4().simple());
+    let registry = db::testing::schema_registry_url();
+    let mut config = run_config(&url, 120, 12, 2, "create=60,update=20,cancel=10,delete=10");
+    config.direct_publish = Some(DirectPublishConfig {
+        bootstrap_servers: bootstrap_servers(),
+        topic: topic.clone(),
+        fail_probability: 0.0,
+        format: PublishFormat::Avro,
+        schema_registry_url: registry.clone(),
+    });
+    let summary = producer::run(config).await.unwrap();
+    assert_eq!(summary.direct_publish.clone().unwrap().published, 120);
+
+    // One subject, one version, our schema.
+    let client = schema_registry::RegistryClient::new(&registry);
+    assert_eq!(
+        client.versions(&format!("{topic}-value")).await.unwrap(),
+        vec![1]
+    );
+    let mut decoder = schema_registry::AvroDecoder::new(client);
+    let in_database: BTreeMap<String, serde_json::Value> =
+        sqlx::query_as::<_, (String, String)>("SELECT id::text, payload::text FROM outbox_events")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(id, payload)| (id, serde_json::from_str(&payload).unwrap()))
+            .collect();
+    let in_kafka = read_messages(&topic, 120);
+    assert_eq!(in_kafka.len(), 120);
+    for (id, value) in &in_kafka {
+        assert_eq!(value[0], 0, "the magic byte");
+        let decoded = decoder.decode(value).await.unwrap();
+        assert!(decoded.writer.text.contains("io.pgcdc.playground.producer"));
+        // The payload the database holds, with its timestamps as microseconds since the epoch.
+        let mut expected = in_database[id].clone();
+        for field in ["created_at", "updated_at"] {
+            let text = expected[field].as_str().unwrap().to_string();
+            let micros = chrono::DateTime::parse_from_rfc3339(&text)
+                .unwrap()
+                .timestamp_micros();
+            expected[field] = serde_json::json!(micros);
+        }
+        if expected.get("previous_status").is_none() {
+            expected["previous_status"] = serde_json::Value::Null;
+        }
+        assert_eq!(decoded.payload, expected, "event {id}");
+    }
+    delete_topic(&topic).await;
 }

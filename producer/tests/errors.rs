@@ -1,7 +1,9 @@
-//! Clear errors, no panics: database unreachable, schema missing, Kafka unreachable.
+//! Clear errors, no panics: database unreachable, schema missing, Kafka or the schema registry
+//! unreachable.
 
 mod support;
 
+use producer::direct_publish::PublishFormat;
 use producer::runner::DirectPublishConfig;
 use producer::RunError;
 use sqlx::{ConnectOptions, Connection};
@@ -78,27 +80,55 @@ async fn a_missing_schema_says_to_migrate() {
     );
 }
 
-#[tokio::test]
-async fn an_unreachable_kafka_says_so_before_writing_anything() {
-    let (url, pool) = db::testing::fresh_database("producer_kafka_unreachable")
-        .await
-        .unwrap();
+/// Runs five creates with `publish` and returns the error; checks nothing was written.
+async fn direct_publish_error(name: &str, publish: DirectPublishConfig) -> String {
+    let (url, pool) = db::testing::fresh_database(name).await.unwrap();
     let mut config = run_config(&url, 5, 1, 1, "create=1");
-    config.direct_publish = Some(DirectPublishConfig {
-        bootstrap_servers: "127.0.0.1:1".into(),
-        topic: "producer_test_unreachable".into(),
-        fail_probability: 0.0,
-    });
-    let error = producer::run(config).await.unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .contains("cannot reach Kafka at 127.0.0.1:1"),
-        "{error}"
-    );
+    config.direct_publish = Some(publish);
+    let error = producer::run(config).await.unwrap_err().to_string();
     let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(orders, 0);
+    assert_eq!(orders, 0, "nothing written before the error: {error}");
+    error
+}
+
+#[tokio::test]
+async fn an_unreachable_kafka_says_so_before_writing_anything() {
+    let error = direct_publish_error(
+        "producer_kafka_unreachable",
+        DirectPublishConfig {
+            bootstrap_servers: "127.0.0.1:1".into(),
+            topic: "producer_test_unreachable".into(),
+            fail_probability: 0.0,
+            format: PublishFormat::Json,
+            schema_registry_url: db::DEFAULT_SCHEMA_REGISTRY_URL.into(),
+        },
+    )
+    .await;
+    assert!(
+        error.contains("cannot reach Kafka at 127.0.0.1:1"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_schema_registry_says_so_before_writing_anything() {
+    let error = direct_publish_error(
+        "producer_registry_unreachable",
+        DirectPublishConfig {
+            bootstrap_servers: db::testing::kafka_bootstrap_servers(),
+            topic: "producer_test_registry_unreachable".into(),
+            fail_probability: 0.0,
+            format: PublishFormat::Avro,
+            schema_registry_url: "http://127.0.0.1:1/apis/ccompat/v7".into(),
+        },
+    )
+    .await;
+    assert!(
+        error.contains("schema registry at http://127.0.0.1:1")
+            && error.contains("scripts/stack up"),
+        "{error}"
+    );
 }

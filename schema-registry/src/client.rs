@@ -50,12 +50,33 @@ impl RegistryError {
     }
 }
 
-/// A writer schema fetched by id.
+/// A writer schema fetched by id, with the Connect schema a reader of JSON records needs
+/// (worked out once here, not once per record).
 #[derive(Debug, Clone)]
 pub struct WriterSchema {
     pub id: u32,
     pub text: String,
     pub schema: Schema,
+    /// The Connect schema (as `JsonConverter` writes it) of this Avro schema.
+    pub connect: serde_json::Value,
+    /// [`Self::connect`] as JSON text.
+    pub connect_text: String,
+}
+
+impl WriterSchema {
+    /// The writer schema `id` of Avro schema `text` (parsed as `schema`).
+    pub fn new(id: u32, text: String, schema: Schema) -> WriterSchema {
+        let avro: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let connect = crate::avro_json::connect_schema(&avro);
+        let connect_text = connect.to_string();
+        WriterSchema {
+            id,
+            text,
+            schema,
+            connect,
+            connect_text,
+        }
+    }
 }
 
 /// A client of one registry, with its caches.
@@ -163,7 +184,7 @@ impl RegistryClient {
             what,
             reason: format!("not an Avro schema: {e}"),
         })?;
-        let schema = Arc::new(WriterSchema { id, text, schema });
+        let schema = Arc::new(WriterSchema::new(id, text, schema));
         self.schemas.insert(id, schema.clone());
         Ok(schema)
     }

@@ -396,10 +396,9 @@ fn base_datum(connect: &Json, payload: &Json, path: &mut String) -> Result<Avro,
             let fields = connect
                 .get("fields")
                 .and_then(Json::as_array)
-                .cloned()
-                .unwrap_or_default();
+                .map_or(&[][..], Vec::as_slice);
             let mut out = Vec::with_capacity(fields.len());
-            for field in &fields {
+            for field in fields {
                 let field_name = field.get("field").and_then(Json::as_str).unwrap_or("");
                 let value = payload.get(field_name).unwrap_or(&Json::Null);
                 let before = path.len();
@@ -411,14 +410,14 @@ fn base_datum(connect: &Json, payload: &Json, path: &mut String) -> Result<Avro,
             Avro::Record(out)
         }
         "array" => {
-            let items = connect.get("items").cloned().unwrap_or(Json::Null);
+            let items = connect.get("items").unwrap_or(&Json::Null);
             let values = payload
                 .as_array()
                 .ok_or_else(|| bad(path, "not an array"))?;
             Avro::Array(
                 values
                     .iter()
-                    .map(|v| datum_of(&items, v, true, path))
+                    .map(|v| datum_of(items, v, true, path))
                     .collect::<Result<_, _>>()?,
             )
         }
@@ -474,13 +473,13 @@ fn base_datum(connect: &Json, payload: &Json, path: &mut String) -> Result<Avro,
 }
 
 fn map_datum(connect: &Json, payload: &Json, path: &mut String) -> Result<Avro, ConnectAvroError> {
-    let keys = connect.get("keys").cloned().unwrap_or(Json::Null);
-    let values = connect.get("values").cloned().unwrap_or(Json::Null);
+    let keys = connect.get("keys").unwrap_or(&Json::Null);
+    let values = connect.get("values").unwrap_or(&Json::Null);
     if is_string_map(connect) {
         let object = payload.as_object().ok_or_else(|| bad(path, "not a map"))?;
         let mut out = HashMap::with_capacity(object.len());
         for (key, value) in object {
-            out.insert(key.clone(), datum_of(&values, value, true, path)?);
+            out.insert(key.clone(), datum_of(values, value, true, path)?);
         }
         return Ok(Avro::Map(out));
     }
@@ -494,8 +493,8 @@ fn map_datum(connect: &Json, payload: &Json, path: &mut String) -> Result<Avro, 
             return Err(bad(path, "a map entry that is not a [key, value] pair"));
         };
         out.push(Avro::Record(vec![
-            ("key".into(), datum_of(&keys, key, true, path)?),
-            ("value".into(), datum_of(&values, value, true, path)?),
+            ("key".into(), datum_of(keys, key, true, path)?),
+            ("value".into(), datum_of(values, value, true, path)?),
         ]));
     }
     Ok(Avro::Array(out))

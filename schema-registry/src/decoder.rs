@@ -48,8 +48,20 @@ impl DecodedRecord {
 
     /// `{"schema":<Connect schema>,"payload":<payload>}`: the JSON record with schemas.
     pub fn connect_json(&self) -> Json {
-        let avro: Json = serde_json::from_str(&self.writer.text).unwrap_or(Json::Null);
-        json!({"schema": avro_json::connect_schema(&avro), "payload": self.payload})
+        json!({"schema": self.writer.connect, "payload": self.payload})
+    }
+
+    /// [`Self::connect_json`] as bytes, the schema part the same bytes for every record of a
+    /// writer schema (so a reader that caches by those bytes parses only the payload).
+    pub fn connect_json_bytes(&self) -> Vec<u8> {
+        let payload = self.payload.to_string();
+        let mut out = Vec::with_capacity(self.writer.connect_text.len() + payload.len() + 24);
+        out.extend_from_slice(br#"{"schema":"#);
+        out.extend_from_slice(self.writer.connect_text.as_bytes());
+        out.extend_from_slice(br#","payload":"#);
+        out.extend_from_slice(payload.as_bytes());
+        out.push(b'}');
+        out
     }
 }
 
@@ -97,11 +109,11 @@ mod tests {
     use super::*;
 
     fn writer(text: &str) -> WriterSchema {
-        WriterSchema {
-            id: 3,
-            text: text.into(),
-            schema: apache_avro::Schema::parse_str(text).unwrap(),
-        }
+        WriterSchema::new(
+            3,
+            text.into(),
+            apache_avro::Schema::parse_str(text).unwrap(),
+        )
     }
 
     #[test]

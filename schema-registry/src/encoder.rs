@@ -6,8 +6,9 @@
 //!                          └─P: datum ─────────────────────────────────────────────────────────> 00 <id> <datum>
 //! ```
 //!
-//! The Connect schema of a table's records only changes with the table, so the translation and
-//! the registration happen once per subject and schema; the rest is encoding the datum.
+//! The Connect schema of a table's records only changes with the table, so the parsing, the
+//! translation and the registration happen once per subject and schema; the rest is parsing the
+//! payload and encoding the datum.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,9 +34,21 @@ pub enum EncodeError {
 /// Encodes records for one registry.
 pub struct AvroEncoder {
     client: RegistryClient,
-    /// (subject, Connect schema JSON bytes) -> its Avro schema and registered id.
-    known: HashMap<(String, Vec<u8>), (Arc<AvroRecordSchema>, u32)>,
+    /// Per subject, the Connect schemas seen (one, until the table changes), newest last.
+    known: HashMap<String, Vec<Arc<KnownSchema>>>,
 }
+
+/// A Connect schema met before: its bytes as `JsonConverter` wrote them, parsed, translated
+/// and registered.
+struct KnownSchema {
+    bytes: Vec<u8>,
+    connect: Json,
+    avro: AvroRecordSchema,
+    id: u32,
+}
+
+const SCHEMA_PREFIX: &[u8] = br#"{"schema":"#;
+const PAYLOAD_INFIX: &[u8] = br#","payload":"#;
 
 impl AvroEncoder {
     pub fn new(client: RegistryClient) -> Self {
@@ -51,6 +64,10 @@ impl AvroEncoder {
 
     /// The record under `subject` in the wire format. Registry errors leave nothing changed:
     /// call again with the same record once the registry is back.
+    ///
+    /// A record whose schema bytes are those of a schema met before (every record of a table,
+    /// until it changes) costs one comparison of those bytes and the parsing of its payload;
+    /// only a new schema is parsed, translated and registered.
     pub async fn encode(
         &mut self,
         subject: &str,
@@ -60,28 +77,69 @@ impl AvroEncoder {
             subject: subject.to_string(),
             source,
         };
-        let (schema_bytes, schema, payload) = split(connect_json).map_err(convert)?;
-        let key = (subject.to_string(), schema_bytes.to_vec());
-        let (avro, id) = match self.known.get(&key) {
-            Some((avro, id)) => (avro.clone(), *id),
+        let (known, payload) = match self.seen(subject, connect_json) {
+            Some((known, payload_bytes)) => {
+                let payload: Json = serde_json::from_slice(payload_bytes)
+                    .map_err(|e| convert(ConnectAvroError::NotConnectJson(e.to_string())))?;
+                (known, payload)
+            }
             None => {
-                let avro = Arc::new(connect_avro::avro_schema(&schema).map_err(convert)?);
-                let id = self.client.register(subject, &avro.text).await?;
-                self.known.insert(key, (avro.clone(), id));
-                (avro, id)
+                let (schema_bytes, schema, payload) = split(connect_json).map_err(convert)?;
+                let known = match self.seen_schema(subject, schema_bytes) {
+                    Some(known) => known,
+                    None => {
+                        let avro = connect_avro::avro_schema(&schema).map_err(convert)?;
+                        let id = self.client.register(subject, &avro.text).await?;
+                        let known = Arc::new(KnownSchema {
+                            bytes: schema_bytes.to_vec(),
+                            connect: schema,
+                            avro,
+                            id,
+                        });
+                        self.known
+                            .entry(subject.to_string())
+                            .or_default()
+                            .push(known.clone());
+                        known
+                    }
+                };
+                (known, payload)
             }
         };
-        let datum = connect_avro::avro_datum(&schema, &payload).map_err(convert)?;
-        let bytes = connect_avro::encode_datum(&avro.schema, datum).map_err(convert)?;
-        Ok(wire::encode(id, &bytes))
+        let datum = connect_avro::avro_datum(&known.connect, &payload).map_err(convert)?;
+        let bytes = connect_avro::encode_datum(&known.avro.schema, datum).map_err(convert)?;
+        Ok(wire::encode(known.id, &bytes))
+    }
+
+    /// A known schema whose bytes open `connect_json`, and the payload's bytes after them.
+    fn seen<'a>(
+        &self,
+        subject: &str,
+        connect_json: &'a [u8],
+    ) -> Option<(Arc<KnownSchema>, &'a [u8])> {
+        let rest = connect_json.strip_prefix(SCHEMA_PREFIX)?;
+        self.known.get(subject)?.iter().rev().find_map(|known| {
+            let payload = rest
+                .strip_prefix(known.bytes.as_slice())?
+                .strip_prefix(PAYLOAD_INFIX)?
+                .strip_suffix(b"}")?;
+            Some((known.clone(), payload))
+        })
+    }
+
+    fn seen_schema(&self, subject: &str, schema_bytes: &[u8]) -> Option<Arc<KnownSchema>> {
+        self.known
+            .get(subject)?
+            .iter()
+            .find(|known| known.bytes == schema_bytes)
+            .cloned()
     }
 }
 
 /// The schema's own bytes (the cache key), the schema and the payload.
 fn split(bytes: &[u8]) -> Result<(&[u8], Json, Json), ConnectAvroError> {
-    const PREFIX: &[u8] = br#"{"schema":"#;
     let (schema, payload) = connect_avro::split_connect_json(bytes)?;
-    let schema_bytes = match bytes.strip_prefix(PREFIX) {
+    let schema_bytes = match bytes.strip_prefix(SCHEMA_PREFIX) {
         Some(rest) => {
             let mut values =
                 serde_json::Deserializer::from_slice(rest).into_iter::<serde::de::IgnoredAny>();

@@ -11,6 +11,9 @@
 //!    the dead-letter topic and the sink goes on.
 //! 3. The event table: outbox records (the event id only in the header `id`) into
 //!    `order_events`, keyed by that id (`--header-to-field id=event_id`), rows with a TTL.
+//! 4. Cassandra cut off for 4 s mid-run (a TCP proxy between the sink and Cassandra,
+//!    `db::cuttable_proxy`): the sink waits and retries, commits no Kafka offset past what
+//!    Cassandra acknowledged, dead-letters nothing, and catches up.
 
 mod common;
 
@@ -178,44 +181,10 @@ async fn cassandra_holds_exactly_the_live_orders_a_replay_changes_nothing_and_co
     let name = "sink_cassandra";
     let (session, keyspace) = fresh_keyspace(&point, name).await;
     let prefix = db::testing::unique_topic_prefix(name);
-    let (source_url, source) = db::testing::fresh_database(name)
-        .await
-        .expect("source database");
     // The Cassandra table's key is (customer_id, id): a delete must carry customer_id, which
     // only the whole old row has.
-    sqlx::query("ALTER TABLE orders REPLICA IDENTITY FULL")
-        .execute(&source)
-        .await
-        .expect("replica identity");
-    let slot = db::testing::slot_name(name);
-    let publication = format!("{name}_pub");
-
-    let reader = start_reader(&source_url, &slot, &publication, &prefix);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while confirmed_flush_lsn(&source, &slot).await.is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "cdc-reader never started streaming"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
-    let producer_cli = producer::cli::Cli::try_parse_from([
-        "producer",
-        "--database-url",
-        &source_url,
-        "--orders",
-        "3000",
-        "--rate",
-        "800",
-        "--concurrency",
-        "2",
-        "--seed",
-        "1615",
-        "--no-progress",
-    ])
-    .expect("producer flags");
-    let writes = tokio::spawn(producer::run(producer_cli.run.into_config()));
+    let (source_url, source, slot, reader) = streaming_source(name, &prefix, true).await;
+    let writes = spawn_writes(&source_url, 3000, 800, 2, 1615);
 
     // kill -9 the sink three times while the producer writes.
     let group = format!("cassandra-{prefix}");
@@ -560,6 +529,108 @@ async fn outbox_events_become_rows_keyed_by_their_header_event_id_with_a_ttl() {
             "{event_id}: TTL(status) = {ttl}, expected 1..=3600 (--ttl 3600)"
         );
     }
+    session
+        .query_unpaged(format!("DROP KEYSPACE IF EXISTS \"{keyspace}\""), &[])
+        .await
+        .ok();
+}
+
+/// The offset `group` committed for partition 0 of `topic` (0 when none).
+async fn committed_offset(group: &str, topic: &str) -> i64 {
+    let (group, topic) = (group.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", bootstrap())
+            .set("group.id", &group)
+            .create()
+            .expect("consumer");
+        let mut partitions = rdkafka::TopicPartitionList::new();
+        partitions.add_partition(&topic, 0);
+        let committed = consumer
+            .committed_offsets(partitions, Duration::from_secs(10))
+            .expect("committed offsets");
+        match committed.elements()[0].offset() {
+            rdkafka::Offset::Offset(offset) => offset,
+            _ => 0,
+        }
+    })
+    .await
+    .expect("committed offsets task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cassandra_sink_rides_out_cassandra_going_away_and_catches_up() {
+    let Some(point) = contact_point() else { return };
+    let name = "sink_cassandra_cut";
+    let (session, keyspace) = fresh_keyspace(&point, name).await;
+    let prefix = db::testing::unique_topic_prefix(name);
+    let (source_url, source, slot, reader) = streaming_source(name, &prefix, true).await;
+    let writes = spawn_writes(&source_url, 2400, 300, 1, 1616); // 8 s: the cut lands inside
+
+    let proxy = db::cuttable_proxy::CuttableProxy::start(&point).expect("proxy");
+    let group = format!("cassandra-cut-{prefix}");
+    let topic = format!("{prefix}.public.orders");
+    let mut sink = db::testing::Killed(spawn_sink(
+        &proxy.address().to_string(),
+        &keyspace,
+        &prefix,
+        &group,
+        false,
+    ));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while committed_offset(&group, &topic).await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the sink committed nothing for 90 s"
+        );
+        assert!(
+            sink.0.try_wait().expect("poll sink").is_none(),
+            "the sink stopped by itself"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    proxy.cut();
+    let at_cut = committed_offset(&group, &topic).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let during_cut = committed_offset(&group, &topic).await;
+    assert!(
+        sink.0.try_wait().expect("poll sink").is_none(),
+        "the sink stopped while Cassandra was away"
+    );
+    assert!(
+        during_cut <= at_cut + 500,
+        "no offset committed for writes Cassandra never acknowledged (one batch in flight at most): {at_cut} -> {during_cut}"
+    );
+    proxy.restore();
+
+    let summary = writes.await.expect("producer task").expect("producer run");
+    assert_eq!(summary.counts.values().sum::<u64>(), 2400);
+    wait_until_reader_caught_up(&source, &slot).await;
+    let expected = source_orders(&source, false).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let diff = differences(
+            &expected,
+            &cassandra_orders(&session, &keyspace, false).await,
+        );
+        if diff.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "after the cut: {diff:#?}");
+        assert!(
+            sink.0.try_wait().expect("poll sink").is_none(),
+            "the sink stopped after the cut"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let letters =
+        consumer::dlq::read_dlq(&bootstrap(), &format!("{topic}.dlq"), 10).expect("read the dlq");
+    assert!(letters.is_empty(), "nothing dead-lettered: {letters:#?}");
+
+    drop(sink);
+    reader.abort();
     session
         .query_unpaged(format!("DROP KEYSPACE IF EXISTS \"{keyspace}\""), &[])
         .await

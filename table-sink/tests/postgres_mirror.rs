@@ -4,7 +4,9 @@
 //! once. Afterwards the mirror equals the source, every column, `EXCEPT` both ways; then an
 //! `ADD COLUMN` on the source reaches the mirror while the sink keeps running. A second test
 //! sends bad records (unparseable, a key that does not fit, a value that overflows its column)
-//! and checks they land in the dead-letter topic while the good ones are written.
+//! and checks they land in the dead-letter topic while the good ones are written. A third cuts
+//! the sink off from its target database for 4 s mid-run (a TCP proxy between them,
+//! `db::cuttable_proxy`): the sink waits and retries, dead-letters nothing, and catches up.
 
 mod common;
 
@@ -146,24 +148,9 @@ async fn the_mirror_equals_the_source_after_kills_and_follows_an_added_column() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let producer_cli = producer::cli::Cli::try_parse_from([
-        "producer",
-        "--database-url",
-        &source_url,
-        "--orders",
-        "4000",
-        "--rate",
-        // 10 s of writes: five sink starts (each joins the group afresh) must fit in them on a
-        // quiet machine too.
-        "400",
-        "--concurrency",
-        "2",
-        "--seed",
-        "16",
-        "--no-progress",
-    ])
-    .expect("producer flags");
-    let writes = tokio::spawn(producer::run(producer_cli.run.into_config()));
+    // 10 s of writes: five sink starts (each joins the group afresh) must fit in them on a
+    // quiet machine too.
+    let writes = spawn_writes(&source_url, 4000, 400, 2, 16);
 
     // kill -9 the sink five times while the producer writes; crash cdc-reader once between.
     let mut rng = 2026u64;
@@ -396,4 +383,76 @@ async fn bad_records_go_to_the_dead_letter_topic_and_the_sink_goes_on() {
         errors[2].0 == "3" && errors[2].1.contains("is null"),
         "{errors:#?}"
     );
+}
+
+/// `url` (the shared server) with its `host:port` replaced by `address` (a proxy in front of it).
+fn through(url: &str, address: std::net::SocketAddr) -> String {
+    let (head, rest) = url.split_once('@').expect("user@host in the URL");
+    let (_authority, path) = rest.split_once('/').expect("a database in the URL");
+    format!("{head}@{address}/{path}")
+}
+
+/// `host:port` of the server in `url`.
+fn authority(url: &str) -> String {
+    let rest = url.split_once('@').map_or(url, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sink_rides_out_its_target_going_away_and_catches_up() {
+    let name = "sink_target_cut";
+    let prefix = db::testing::unique_topic_prefix(name);
+    let (mirror_url, mirror) = db::testing::fresh_database("sink_target_cut_mirror")
+        .await
+        .expect("mirror database");
+    let topics = format!("{prefix}.public.orders,{prefix}.public.order_items");
+    let (source_url, source, slot, reader) = streaming_source(name, &prefix, false).await;
+    let writes = spawn_writes(&source_url, 2400, 300, 1, 27); // 8 s: the cut lands inside
+
+    let proxy = db::cuttable_proxy::CuttableProxy::start(&authority(&mirror_url)).expect("proxy");
+    let sink = db::testing::Killed(spawn_sink(
+        &through(&mirror_url, proxy.address()),
+        &topics,
+        &prefix,
+        false,
+    ));
+    let mut sink = sink;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stored_offsets(&mirror).await == 0 {
+        assert!(Instant::now() < deadline, "the sink wrote nothing for 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    proxy.cut();
+    let at_cut = stored_offsets(&mirror).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        sink.0.try_wait().expect("poll sink").is_none(),
+        "the sink stopped while its target was away"
+    );
+    let during_cut = stored_offsets(&mirror).await;
+    assert!(
+        during_cut <= at_cut + 500,
+        "no batch commits through a cut (one in flight at most): {at_cut} -> {during_cut}"
+    );
+    proxy.restore();
+
+    let summary = writes.await.expect("producer task").expect("producer run");
+    assert_eq!(summary.counts.values().sum::<u64>(), 2400);
+    wait_until_reader_caught_up(&source, &slot).await;
+    wait_until_equal(&source, &mirror, Duration::from_secs(90), "after the cut").await;
+    assert!(
+        sink.0.try_wait().expect("poll sink").is_none(),
+        "the sink kept running"
+    );
+    assert!(
+        stored_offsets(&mirror).await > during_cut,
+        "it caught up past the cut"
+    );
+    for topic in topics.split(',') {
+        let letters = consumer::dlq::read_dlq(&bootstrap(), &format!("{topic}.dlq"), 10)
+            .expect("read the dlq");
+        assert!(letters.is_empty(), "nothing dead-lettered: {letters:#?}");
+    }
+    reader.abort();
 }

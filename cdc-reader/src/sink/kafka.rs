@@ -182,7 +182,14 @@ impl Sink for KafkaSink {
             base = base.headers(headers);
         }
         match self.producer.send(base) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // The bytes as they go to Kafka: after the Avro sink encoded them, if it did.
+                crate::metrics::bytes_sent(
+                    record.topic,
+                    record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len),
+                );
+                Ok(())
+            }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 Err(SendError::QueueFull)
             }

@@ -111,6 +111,7 @@ pub fn args(topic: &str, from: Source) -> ConsumerArgs {
         group_id: Some(format!("group-{topic}")),
         batch_size: 1000,
         batch_timeout: Duration::from_millis(100),
+        batch_idle: Duration::from_millis(5),
         replay: false,
         group_mode: false,
         until_caught_up: true,

@@ -44,6 +44,59 @@ pub async fn wait_until_reader_caught_up(pool: &PgPool, slot: &str) {
     }
 }
 
+/// A source database of test `name` streaming to topics `<prefix>.public.*`: migrated, with
+/// `orders` in REPLICA IDENTITY FULL when asked (a Cassandra key beyond the id needs the old
+/// row), cdc-reader started on slot `slot_name(name)` and streaming. Returns the URL, a pool,
+/// the slot and the reader.
+pub async fn streaming_source(
+    name: &str,
+    prefix: &str,
+    orders_identity_full: bool,
+) -> (String, PgPool, String, ReaderHandle) {
+    let (url, pool) = db::testing::fresh_database(name)
+        .await
+        .expect("source database");
+    if orders_identity_full {
+        sqlx::query("ALTER TABLE orders REPLICA IDENTITY FULL")
+            .execute(&pool)
+            .await
+            .expect("replica identity");
+    }
+    let slot = db::testing::slot_name(name);
+    let reader = start_reader(&url, &slot, &format!("{name}_pub"), prefix);
+    db::testing::wait_until_streaming(&pool, &slot).await;
+    (url, pool, slot, reader)
+}
+
+pub type WritesHandle =
+    tokio::task::JoinHandle<Result<producer::report::Summary, producer::RunError>>;
+
+/// The producer writing `operations` (the default mix) at `rate` per second into `url`.
+pub fn spawn_writes(
+    url: &str,
+    operations: u32,
+    rate: u32,
+    concurrency: u32,
+    seed: u64,
+) -> WritesHandle {
+    let producer_cli = producer::cli::Cli::try_parse_from([
+        "producer",
+        "--database-url",
+        url,
+        "--orders",
+        &operations.to_string(),
+        "--rate",
+        &rate.to_string(),
+        "--concurrency",
+        &concurrency.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--no-progress",
+    ])
+    .expect("producer flags");
+    tokio::spawn(producer::run(producer_cli.run.into_config()))
+}
+
 pub type ReaderHandle =
     tokio::task::JoinHandle<Result<cdc_reader::reader::RunSummary, cdc_reader::ReaderError>>;
 
