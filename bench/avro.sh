@@ -31,7 +31,7 @@ BIN=target/$PROFILE
 
 command -v /usr/bin/time >/dev/null 2>&1 || { [[ $(id -u) -eq 0 ]] && apt-get install -y -qq time >/dev/null; }
 "$ROOT/scripts/stack" up >/dev/null
-say "building cdc-reader and consumer ($PROFILE)"
+say "building the workspace ($PROFILE)"
 build_workspace_bins "$PROFILE"
 
 export PGPASSWORD=$PG_PASSWORD

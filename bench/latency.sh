@@ -9,10 +9,12 @@
 #                                             dependencies are optimized, see Cargo.toml)
 #
 # Per rate: a database of its own (bench_latency), cdc-reader and the consumer started with
-# --metrics-listen, the producer at the rate (its mix: create=70,update=20,cancel=5,delete=5;
-# a create writes ~5 rows: the order, 3 items, the outbox row), then a wait until the consumer
-# is caught up; then both /metrics pages are read and p50/p95/p99 taken from the histogram
-# buckets (linear inside a bucket, as Prometheus's histogram_quantile). Not a test: a table.
+# --metrics-listen, a 5 s warm-up write (the topic appears, the consumer finds it and gets its
+# partition: seconds the first records wait that no steady pipeline has), both /metrics pages
+# read, then the producer at the rate (its mix: create=70,update=20,cancel=5,delete=5; a create
+# writes ~5 rows: the order, 3 items, the outbox row), a wait until the consumer is caught up,
+# both pages read again; p50/p95/p99 come from the difference of the histogram buckets (linear
+# inside a bucket, as Prometheus's histogram_quantile). Not a test: a table.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib.sh
@@ -52,16 +54,22 @@ cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; d
 trap cleanup EXIT
 
 # p50 p95 p99 (ms) and the count of histogram $2 on the /metrics page $1.
+# With a second page ($3, read earlier), the quantiles of what was observed between the two.
 QUANTILES_PY=$(cat <<'PY'
 import sys, re
 name = sys.argv[1] + "_bucket"
-buckets = {}
-for line in sys.stdin:
-    if line.startswith(name):
-        m = re.search(r'le="([^"]+)"\}\s+(\S+)', line)
-        if m:
-            le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
-            buckets[le] = buckets.get(le, 0.0) + float(m.group(2))
+def read(lines):
+    buckets = {}
+    for line in lines:
+        if line.startswith(name):
+            m = re.search(r'le="([^"]+)"\}\s+(\S+)', line)
+            if m:
+                le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+                buckets[le] = buckets.get(le, 0.0) + float(m.group(2))
+    return buckets
+buckets = read(sys.stdin)
+before = read(sys.argv[2].splitlines()) if len(sys.argv) > 2 else {}
+buckets = {le: count - before.get(le, 0.0) for le, count in buckets.items()}
 b = sorted(buckets.items())
 total = b[-1][1] if b else 0
 def q(p):
@@ -78,7 +86,7 @@ def q(p):
 print(q(0.5), q(0.95), q(0.99), int(total))
 PY
 )
-quantiles() { python3 -c "$QUANTILES_PY" "$2" <<<"$1"; }
+quantiles() { python3 -c "$QUANTILES_PY" "$2" "${3:-}" <<<"$1"; }
 
 metric_sum() { awk -v n="$2" '$1 ~ "^"n"({|$)" { s += $NF } END { printf "%.0f", s }' <<<"$1"; }
 
@@ -100,6 +108,11 @@ for rate in $RATES; do
     --metrics-listen "$CONSUMER_METRICS" >"$LOGS/consumer-$rate.log" 2>&1 &
   pids+=($!)
   sleep 2
+  # Warm-up: the first records create the topic; the consumer finds it on its next metadata refresh.
+  "$BIN/producer" --duration 5s --rate 50 --no-progress --seed 7 >"$LOGS/producer-warmup-$rate.log" 2>&1
+  sleep 3
+  reader_before=$(curl -sf --max-time 5 "http://$READER_METRICS/metrics" || true)
+  consumer_before=$(curl -sf --max-time 5 "http://$CONSUMER_METRICS/metrics" || true)
   # ~5 row changes per operation on average (creates write 5 rows, the rest 1-2): operations/s = rate / 4.
   "$BIN/producer" --duration "$DURATION" --rate $((rate / 4)) --concurrency 4 --no-progress \
     --mix create=70,update=20,cancel=5,delete=5 >"$LOGS/producer-$rate.log" 2>&1
@@ -115,9 +128,9 @@ for rate in $RATES; do
   reader=$(curl -sf --max-time 5 "http://$READER_METRICS/metrics")
   consumer=$(curl -sf --max-time 5 "http://$CONSUMER_METRICS/metrics")
   seconds=${DURATION%s}
-  changes=$(metric_sum "$reader" pgcdc_reader_changes_total)
-  read -r e50 e95 e99 ecount < <(quantiles "$consumer" pgcdc_consumer_end_to_end_latency_seconds)
-  read -r a50 a95 a99 _ < <(quantiles "$reader" pgcdc_reader_commit_to_ack_seconds)
+  changes=$(($(metric_sum "$reader" pgcdc_reader_changes_total) - $(metric_sum "$reader_before" pgcdc_reader_changes_total)))
+  read -r e50 e95 e99 ecount < <(quantiles "$consumer" pgcdc_consumer_end_to_end_latency_seconds "$consumer_before")
+  read -r a50 a95 a99 _ < <(quantiles "$reader" pgcdc_reader_commit_to_ack_seconds "$reader_before")
   rows+=("| $rate | $((changes / seconds)) | $e50 | $e95 | $e99 | $a50 | $a95 | $a99 | $ecount |")
   cleanup; pids=()
 done
