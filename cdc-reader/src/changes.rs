@@ -59,6 +59,7 @@ pub enum ChangeError {
 }
 
 /// A captured table: its Relation message and its envelope builder.
+#[derive(Clone)]
 struct CapturedTable {
     relation: Relation,
     builder: TableEnvelopeBuilder,
@@ -421,28 +422,32 @@ impl ChangeTranslator {
         if self.is_outbox(table) {
             return Ok(()); // past outbox rows are not events to replay
         }
-        let after: Vec<CellValue<'_>> = row
-            .iter()
-            .map(|v| v.as_deref().map_or(CellValue::Null, CellValue::Text))
-            .collect();
-        // An incremental read goes out at its chunk's high watermark: Debezium writes that
-        // watermark's LSN as both halves of `source.sequence` (conformance/debezium/
-        // incremental_snapshot/), which is what orders it against streamed changes downstream.
-        let last_commit_lsn = (marker == SnapshotMarker::Incremental).then_some(position.0);
-        let source = SourcePosition {
-            lsn: Some(position.0),
-            last_commit_lsn,
-            tx_id: u32::try_from(tx_id).ok(),
-            commit_time_us: started_us,
-            snapshot: marker,
-            ..SourcePosition::default()
-        };
-        let record = table
-            .builder
-            .read(&after, &source, now())
-            .map_err(|e| envelope_error(table, e))?;
-        out.push(table_output(table, position, record, Vec::new()));
+        out.push(snapshot_record(
+            table, row, marker, position, tx_id, started_us,
+        )?);
         Ok(())
+    }
+
+    /// What the parallel snapshot's workers need to build the `op: "r"` records of one table
+    /// themselves, exactly as [`Self::snapshot_row`] does (None: an outbox table, whose past
+    /// rows are not written).
+    pub fn snapshot_row_builder(
+        &self,
+        relation_id: u32,
+        position: Lsn,
+        tx_id: i64,
+        started_us: i64,
+    ) -> Result<Option<SnapshotRowBuilder>, ChangeError> {
+        let table = self.table(relation_id)?;
+        if self.is_outbox(table) {
+            return Ok(None);
+        }
+        Ok(Some(SnapshotRowBuilder {
+            table: Arc::new(table.clone()),
+            position,
+            tx_id,
+            started_us,
+        }))
     }
 
     fn begin(&mut self, begin: &Begin) {
@@ -550,6 +555,66 @@ fn envelope_error(table: &CapturedTable, error: impl std::fmt::Display) -> Chang
     ChangeError::Envelope {
         table: format!("{}.{}", table.relation.schema(), table.relation.name),
         reason: error.to_string(),
+    }
+}
+
+/// One snapshot row's `op: "r"` record (initial or incremental, by `marker`).
+fn snapshot_record(
+    table: &CapturedTable,
+    row: &[Option<String>],
+    marker: SnapshotMarker,
+    position: Lsn,
+    tx_id: i64,
+    started_us: i64,
+) -> Result<OutputRecord, ChangeError> {
+    let after: Vec<CellValue<'_>> = row
+        .iter()
+        .map(|v| v.as_deref().map_or(CellValue::Null, CellValue::Text))
+        .collect();
+    // An incremental read goes out at its chunk's high watermark: Debezium writes that
+    // watermark's LSN as both halves of `source.sequence` (conformance/debezium/
+    // incremental_snapshot/), which is what orders it against streamed changes downstream.
+    let last_commit_lsn = (marker == SnapshotMarker::Incremental).then_some(position.0);
+    let source = SourcePosition {
+        lsn: Some(position.0),
+        last_commit_lsn,
+        tx_id: u32::try_from(tx_id).ok(),
+        commit_time_us: started_us,
+        snapshot: marker,
+        ..SourcePosition::default()
+    };
+    let record = table
+        .builder
+        .read(&after, &source, now())
+        .map_err(|e| envelope_error(table, e))?;
+    Ok(table_output(table, position, record, Vec::new()))
+}
+
+/// Builds one table's initial-snapshot records off the stream's task (a parallel snapshot
+/// worker holds one): the same records as [`ChangeTranslator::snapshot_row`].
+#[derive(Clone)]
+pub struct SnapshotRowBuilder {
+    table: Arc<CapturedTable>,
+    position: Lsn,
+    tx_id: i64,
+    started_us: i64,
+}
+
+impl SnapshotRowBuilder {
+    /// The record of one row (its values as text, in the relation's column order).
+    pub fn build(
+        &self,
+        row: &[Option<String>],
+        marker: SnapshotMarker,
+    ) -> Result<OutputRecord, ChangeError> {
+        snapshot_record(
+            &self.table,
+            row,
+            marker,
+            self.position,
+            self.tx_id,
+            self.started_us,
+        )
     }
 }
 

@@ -88,6 +88,13 @@ impl DeliveryTracker {
         ticket < self.stale_below
     }
 
+    /// Whether every record of transaction `ticket`, and of all transactions before it, is
+    /// acknowledged (and the transaction committed): what a chunk's progress waits for. A
+    /// ticket from before the last restart does not count: its records are being resent.
+    pub fn is_delivered(&self, ticket: u64) -> bool {
+        ticket >= self.stale_below && ticket < self.first_ticket
+    }
+
     /// Acknowledgements ignored because their ticket was from before a restart.
     pub fn stale_acks(&self) -> u64 {
         self.stale_acks
@@ -219,6 +226,29 @@ mod tests {
         tracker.acknowledged(tx).unwrap();
         assert_eq!(tracker.confirmed(), Lsn(200));
         assert_eq!(tracker.transactions_in_flight(), 0);
+    }
+
+    #[test]
+    fn a_ticket_is_delivered_once_it_and_everything_before_it_is_acknowledged() {
+        let mut tracker = DeliveryTracker::new(Lsn(0));
+        let first = tracker.begin();
+        tracker.sent(first).unwrap();
+        tracker.commit(first, Lsn(10)).unwrap();
+        let second = tracker.begin();
+        tracker.sent(second).unwrap();
+        tracker.commit(second, Lsn(20)).unwrap();
+        tracker.acknowledged(second).unwrap();
+        assert!(!tracker.is_delivered(first) && !tracker.is_delivered(second));
+        tracker.acknowledged(first).unwrap();
+        assert!(tracker.is_delivered(first) && tracker.is_delivered(second));
+        let third = tracker.begin();
+        assert!(!tracker.is_delivered(third), "open");
+        tracker.sent(third).unwrap();
+        tracker.restart_at(Lsn(10));
+        assert!(
+            !tracker.is_delivered(third),
+            "sent before a restart: resent, not delivered"
+        );
     }
 
     #[test]

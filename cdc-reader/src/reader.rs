@@ -487,7 +487,15 @@ async fn session<S: Sink, F: std::future::Future<Output = ()>>(
             translator.install_table(table.relation.clone(), &table.facts);
             described.push(table);
         }
+        // The snapshot's `source.ts_ms`: when it began.
+        let started_us = crate::changes::now_micros();
         let parallel = if args.snapshot_max_threads > 1 {
+            let builders = described
+                .iter()
+                .map(|table| {
+                    translator.snapshot_row_builder(table.relation.id, start, tx_id, started_us)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let client = translator.catalog().client();
             // The slot's exported snapshot, or (snapshot mode always) one exported now.
             let name = match snapshot_name.clone() {
@@ -500,6 +508,7 @@ async fn session<S: Sink, F: std::future::Future<Output = ()>>(
                 timeout,
                 &name,
                 &described,
+                builders,
                 args.snapshot_max_threads as usize,
             )
             .await?;
@@ -509,7 +518,7 @@ async fn session<S: Sink, F: std::future::Future<Output = ()>>(
         };
         let mut stream = Stream::new(sink, acks, &mut translator, tracker, settings.clone());
         let rows = stream
-            .snapshot_with(&described, start, tx_id, parallel)
+            .snapshot_with(&described, start, tx_id, started_us, parallel)
             .await?;
         drop(stream);
         snapshot::finish(translator.catalog().client()).await?;

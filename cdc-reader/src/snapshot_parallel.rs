@@ -7,9 +7,10 @@
 //!   ├─ worker 2:   (same snapshot)                                     orders id >= 50000 AND id < 100000
 //!   ├─ worker 3:                                                       orders id >= 100000 ...
 //!   └─ worker 4:                                                       order_items (whole)
-//!                    │ each part: a bounded channel of row batches
+//!                    │ each worker turns its rows into op "r" records (the envelope JSON)
+//!                    │ each part: a bounded channel of record batches
 //!                    ▼
-//! stream (one task): part 1, then part 2, ... in plan order -> op "r" records with the markers
+//! stream (one task): part 1, then part 2, ... in plan order -> the producer, with the markers
 //! ```
 //!
 //! Every connection imports the one exported snapshot, so all of them see exactly the rows
@@ -17,9 +18,16 @@
 //! one-column integer primary key and more than [`SPLIT_ABOVE_ROWS`] rows (PostgreSQL's
 //! estimate) is split into key ranges, so a big table is not one long cursor. The stream takes
 //! the parts in plan order, whatever order the workers finish in, so the snapshot markers
-//! (`first`, `first_in_data_collection`, ..., `last`) come out as with one connection. Memory
-//! stays flat: each part's channel holds a few batches, and a worker waits when it is full.
-//! Workers take parts in plan order, so the part the stream reads is always being read.
+//! (`first`, `first_in_data_collection`, ..., `last`) come out as with one connection.
+//!
+//! The workers also build the records (the JSON of each envelope is most of the snapshot's
+//! work: with schemas a row of `orders` is ~4 KB), so N connections use N cores for it and the
+//! stream's task only hands records to the producer. A worker cannot know which record ends
+//! a table, so it builds every record with the marker `true` and sends each batch's first and
+//! last rows as text too: the stream rebuilds the one or two records whose marker differs.
+//! Memory stays flat: each part's channel holds a few batches of [`RECORDS_PER_BATCH`]
+//! records, and a worker waits when it is full. Workers take parts in plan order, so the part
+//! the stream reads is always being read.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -29,16 +37,36 @@ use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
 use crate::catalog::Catalog;
+use crate::changes::{OutputRecord, SnapshotRowBuilder};
+use crate::envelope::SnapshotMarker;
 use crate::replication::slot::{quote_ident, quote_literal};
 use crate::snapshot::{text_rows, SnapshotError, SnapshotTable, FETCH_SIZE};
+use crate::ReaderError;
 
 /// Tables estimated above this many rows are split into key ranges.
 pub const SPLIT_ABOVE_ROWS: u64 = 4 * FETCH_SIZE as u64;
 /// Batches a part may hold before its worker waits for the stream.
 const BATCHES_PER_PART: usize = 4;
+/// Records per batch a worker sends (a fetch of [`FETCH_SIZE`] rows goes out in several).
+pub const RECORDS_PER_BATCH: usize = 250;
 
-type Rows = Vec<Vec<Option<String>>>;
-type Batch = Result<Rows, SnapshotError>;
+/// A row's values as text, in the relation's column order.
+pub type Row = Vec<Option<String>>;
+type Batch = Result<RecordBatch, ReaderError>;
+
+/// Consecutive rows of one part, their records built by the worker.
+#[derive(Debug)]
+pub struct RecordBatch {
+    /// One per row, with the marker `true`; empty when the table's rows are not written (an
+    /// outbox table).
+    pub records: Vec<OutputRecord>,
+    /// How many rows the batch has.
+    pub rows: usize,
+    /// The first and the last row as text, for the stream to rebuild their records when
+    /// they start or end the table.
+    pub first_row: Row,
+    pub last_row: Row,
+}
 
 fn query_error(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> SnapshotError {
     let context = context.into();
@@ -126,17 +154,17 @@ pub struct TableBatches {
 }
 
 impl TableBatches {
-    /// The next batch (empty when the table is done).
-    pub async fn next_batch(&mut self) -> Result<Rows, SnapshotError> {
+    /// The next batch (None when the table is done).
+    pub async fn next_batch(&mut self) -> Result<Option<RecordBatch>, ReaderError> {
         while let Some(part) = self.parts.front_mut() {
             match part.recv().await {
-                Some(batch) => return batch,
+                Some(batch) => return batch.map(Some),
                 None => {
                     self.parts.pop_front();
                 }
             }
         }
-        Ok(Vec::new())
+        Ok(None)
     }
 }
 
@@ -154,13 +182,15 @@ impl ParallelReads {
 }
 
 /// Plans the parts (on `planner`, a connection inside the same snapshot) and starts `threads`
-/// workers, each on its own connection importing `snapshot_name`.
+/// workers, each on its own connection importing `snapshot_name`; `builders` has each table's
+/// record builder (None: its rows are read, not written).
 pub async fn start(
     planner: &Client,
     url: &str,
     timeout: Duration,
     snapshot_name: &str,
     tables: &[SnapshotTable],
+    builders: Vec<Option<SnapshotRowBuilder>>,
     threads: usize,
 ) -> Result<ParallelReads, SnapshotError> {
     let mut parts = Vec::new();
@@ -196,7 +226,8 @@ pub async fn start(
     for part in parts {
         let (sender, receiver) = mpsc::channel(BATCHES_PER_PART);
         per_table[part.table].push_back(receiver);
-        queue.push_back((part.select, sender));
+        let builder = builders.get(part.table).cloned().flatten();
+        queue.push_back((part.select, builder, sender));
     }
     let queue = Arc::new(Mutex::new(queue));
     for worker in 0..threads {
@@ -215,8 +246,11 @@ pub async fn start(
         tokio::spawn(async move {
             loop {
                 let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                let Some((select, sender)) = next else { break };
-                if let Err(error) = read_part(catalog.client(), worker, &select, &sender).await {
+                let Some((select, builder, sender)) = next else {
+                    break;
+                };
+                let read = read_part(catalog.client(), worker, &select, builder, &sender).await;
+                if let Err(error) = read {
                     let _ = sender.send(Err(error)).await;
                     break;
                 }
@@ -227,13 +261,14 @@ pub async fn start(
     Ok(ParallelReads { tables: per_table })
 }
 
-/// Reads one part through a cursor into its channel.
+/// Reads one part through a cursor, builds its records, and sends them into its channel.
 async fn read_part(
     client: &Client,
     worker: usize,
     select: &str,
+    builder: Option<SnapshotRowBuilder>,
     sender: &mpsc::Sender<Batch>,
-) -> Result<(), SnapshotError> {
+) -> Result<(), ReaderError> {
     let cursor = format!("cdc_parallel_{worker}");
     client
         .batch_execute(&format!("DECLARE {cursor} NO SCROLL CURSOR FOR {select}"))
@@ -244,10 +279,13 @@ async fn read_part(
             .simple_query(&format!("FETCH {FETCH_SIZE} FROM {cursor}"))
             .await
             .map_err(query_error(format!("FETCH from {cursor}")))?;
-        let rows: Rows = text_rows(messages);
+        let rows = text_rows(messages);
         let done = rows.len() < FETCH_SIZE;
-        if !rows.is_empty() && sender.send(Ok(rows)).await.is_err() {
-            return Ok(()); // the stream gave up (an error elsewhere)
+        for rows in rows.chunks(RECORDS_PER_BATCH) {
+            let batch = build_batch(builder.as_ref(), rows)?;
+            if sender.send(Ok(batch)).await.is_err() {
+                return Ok(()); // the stream gave up (an error elsewhere)
+            }
         }
         if done {
             break;
@@ -256,7 +294,28 @@ async fn read_part(
     client
         .batch_execute(&format!("CLOSE {cursor}"))
         .await
-        .map_err(query_error("CLOSE cursor"))
+        .map_err(query_error("CLOSE cursor"))?;
+    Ok(())
+}
+
+/// The records of `rows` (not empty), all with the marker `true`.
+fn build_batch(
+    builder: Option<&SnapshotRowBuilder>,
+    rows: &[Row],
+) -> Result<RecordBatch, ReaderError> {
+    let records = match builder {
+        Some(builder) => rows
+            .iter()
+            .map(|row| builder.build(row, SnapshotMarker::True))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    Ok(RecordBatch {
+        records,
+        rows: rows.len(),
+        first_row: rows.first().cloned().unwrap_or_default(),
+        last_row: rows.last().cloned().unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]

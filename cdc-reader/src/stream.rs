@@ -183,69 +183,53 @@ impl<'a, S: Sink> Stream<'a, S> {
         position: Lsn,
         tx_id: i64,
     ) -> Result<u64, ReaderError> {
-        self.snapshot_with(tables, position, tx_id, None).await
+        let started_us = crate::changes::now_micros();
+        self.snapshot_with(tables, position, tx_id, started_us, None)
+            .await
     }
 
-    /// [`Stream::snapshot`], with the rows read by parallel workers when `parallel` is given
-    /// (`--snapshot-max-threads`, see `snapshot_parallel`); the records come out the same way.
+    /// [`Stream::snapshot`], with the rows read (and their records built) by parallel workers
+    /// when `parallel` is given (`--snapshot-max-threads`, see `snapshot_parallel`); the
+    /// records come out the same way. `started_us` is the snapshot's `source.ts_ms` (the
+    /// workers' record builders were given the same).
     pub async fn snapshot_with(
         &mut self,
         tables: &[SnapshotTable],
         position: Lsn,
         tx_id: i64,
+        started_us: i64,
         mut parallel: Option<ParallelReads>,
     ) -> Result<u64, ReaderError> {
         let ticket = self.tracker.begin();
         let mut rows_sent = 0u64;
-        let started = crate::changes::now_micros();
         for (index, table) in tables.iter().enumerate() {
             let progress = snapshot_progress(table);
-            let mut reader = match parallel.as_mut() {
-                Some(parallel) => RowSource::Parallel(parallel.table(index)),
-                None => RowSource::Cursor(
-                    TableReader::open(self.translator.catalog().client(), &table.relation, index)
-                        .await?,
-                ),
+            let at = SnapshotPlace {
+                first_table: index == 0,
+                last_table: index + 1 == tables.len(),
+                position,
+                tx_id,
+                started_us,
+                ticket,
             };
-            let mut pending: Option<(Vec<Option<String>>, bool)> = None; // (row, first in table)
-            let last_table = index + 1 == tables.len();
-            let mut seen_in_table = 0u64;
-            loop {
-                let batch = match &mut reader {
-                    RowSource::Cursor(cursor) => {
-                        cursor
-                            .next_batch(self.translator.catalog().client())
-                            .await?
-                    }
-                    RowSource::Parallel(batches) => batches.next_batch().await?,
-                };
-                let exhausted = batch.is_empty();
-                for row in batch {
-                    if let Some((previous, first)) = pending.take() {
-                        let marker = snapshot_marker(index == 0, last_table, first, false);
-                        self.send_snapshot_row(
-                            table, &previous, marker, position, tx_id, started, ticket,
-                        )
-                        .await?;
-                        progress.inc(1);
-                        rows_sent += 1;
-                    }
-                    pending = Some((row, seen_in_table == 0));
-                    seen_in_table += 1;
+            let rows = match parallel.as_mut() {
+                Some(parallel) => {
+                    self.snapshot_built_table(table, parallel.table(index), &at, &progress)
+                        .await?
                 }
-                if exhausted {
-                    break;
-                }
-            }
-            if let Some((previous, first)) = pending.take() {
-                let marker = snapshot_marker(index == 0, last_table, first, true);
-                self.send_snapshot_row(table, &previous, marker, position, tx_id, started, ticket)
+                None => {
+                    let cursor = TableReader::open(
+                        self.translator.catalog().client(),
+                        &table.relation,
+                        index,
+                    )
                     .await?;
-                progress.inc(1);
-                rows_sent += 1;
-            }
+                    self.snapshot_table(table, cursor, &at, &progress).await?
+                }
+            };
+            rows_sent += rows;
             progress.finish_and_clear();
-            tracing::info!(table = %format!("{}.{}", table.relation.schema(), table.relation.name), rows = seen_in_table, "snapshot of table done");
+            tracing::info!(table = %format!("{}.{}", table.relation.schema(), table.relation.name), rows, "snapshot of table done");
         }
         self.tracker.commit(ticket, position)?;
         while self.tracker.records_in_flight() > 0 {
@@ -261,34 +245,132 @@ impl<'a, S: Sink> Stream<'a, S> {
         Ok(rows_sent)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// One table read through a cursor on the snapshot connection, each record built here.
+    async fn snapshot_table(
+        &mut self,
+        table: &SnapshotTable,
+        mut cursor: TableReader,
+        at: &SnapshotPlace,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<u64, ReaderError> {
+        let mut pending: Option<(Vec<Option<String>>, bool)> = None; // (row, first in table)
+        let mut seen_in_table = 0u64;
+        loop {
+            let batch = cursor
+                .next_batch(self.translator.catalog().client())
+                .await?;
+            let exhausted = batch.is_empty();
+            for row in batch {
+                if let Some((previous, first)) = pending.take() {
+                    let marker = snapshot_marker(at.first_table, at.last_table, first, false);
+                    self.send_snapshot_row(table, &previous, marker, at).await?;
+                    progress.inc(1);
+                }
+                pending = Some((row, seen_in_table == 0));
+                seen_in_table += 1;
+            }
+            if exhausted {
+                break;
+            }
+        }
+        if let Some((previous, first)) = pending.take() {
+            let marker = snapshot_marker(at.first_table, at.last_table, first, true);
+            self.send_snapshot_row(table, &previous, marker, at).await?;
+            progress.inc(1);
+        }
+        Ok(seen_in_table)
+    }
+
+    /// One table from the parallel workers, its records built by them with the marker `true`:
+    /// the table's first and last records are built again here with their own markers.
+    async fn snapshot_built_table(
+        &mut self,
+        table: &SnapshotTable,
+        mut batches: TableBatches,
+        at: &SnapshotPlace,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<u64, ReaderError> {
+        let mut pending: Option<BuiltRow> = None;
+        let mut seen_in_table = 0u64;
+        while let Some(batch) = batches.next_batch().await? {
+            let mut records = batch.records.into_iter();
+            let mut first_row = Some(batch.first_row);
+            let mut last_row = Some(batch.last_row);
+            for i in 0..batch.rows {
+                if let Some(previous) = pending.take() {
+                    self.send_built_row(table, previous, false, at).await?;
+                    progress.inc(1);
+                }
+                let text = if i == 0 {
+                    first_row.take()
+                } else if i + 1 == batch.rows {
+                    last_row.take()
+                } else {
+                    None
+                };
+                pending = Some(BuiltRow {
+                    record: records.next(),
+                    text,
+                    first_in_table: seen_in_table == 0,
+                });
+                seen_in_table += 1;
+            }
+        }
+        if let Some(previous) = pending.take() {
+            self.send_built_row(table, previous, true, at).await?;
+            progress.inc(1);
+        }
+        Ok(seen_in_table)
+    }
+
+    /// Sends a worker's record, or, where the marker is not `true`, the record built again.
+    async fn send_built_row(
+        &mut self,
+        table: &SnapshotTable,
+        row: BuiltRow,
+        last_in_table: bool,
+        at: &SnapshotPlace,
+    ) -> Result<(), ReaderError> {
+        let marker = snapshot_marker(
+            at.first_table,
+            at.last_table,
+            row.first_in_table,
+            last_in_table,
+        );
+        match (row.record, row.text) {
+            (Some(record), _) if marker == SnapshotMarker::True => {
+                self.sink.ensure_topic(&record.topic).await?;
+                self.send_with_backpressure(&record, at.ticket).await
+            }
+            (_, Some(text)) => self.send_snapshot_row(table, &text, marker, at).await,
+            (None, None) => Ok(()), // a table whose rows are not written (the outbox)
+            (Some(_), None) => Err(ReaderError::Stream(format!(
+                "the parallel snapshot lost the text of a row that {} {}.{} (a bug)",
+                if last_in_table { "ends" } else { "starts" },
+                table.relation.schema(),
+                table.relation.name
+            ))),
+        }
+    }
+
     async fn send_snapshot_row(
         &mut self,
         table: &SnapshotTable,
         row: &[Option<String>],
         marker: SnapshotMarker,
-        position: Lsn,
-        tx_id: i64,
-        started_us: i64,
-        ticket: u64,
+        at: &SnapshotPlace,
     ) -> Result<(), ReaderError> {
         self.records.clear();
         self.translator.snapshot_row(
             table.relation.id,
             row,
             marker,
-            position,
-            tx_id,
-            started_us,
+            at.position,
+            at.tx_id,
+            at.started_us,
             &mut self.records,
         )?;
-        let records = std::mem::take(&mut self.records);
-        for record in &records {
-            self.sink.ensure_topic(&record.topic).await?;
-            self.send_with_backpressure(record, ticket).await?;
-        }
-        self.records = records;
-        Ok(())
+        self.send_records(at.ticket).await
     }
 
     /// Streams until shutdown, the target LSN, or an error.
@@ -302,7 +384,9 @@ impl<'a, S: Sink> Stream<'a, S> {
         tokio::pin!(shutdown);
         // An incremental snapshot a restart interrupted goes on at its next chunk.
         if let Some(mut incremental) = self.incremental.take() {
-            let resumed = incremental.read_next_chunk(self.translator).await;
+            let resumed = incremental
+                .read_next_chunk(self.translator, self.tracker)
+                .await;
             self.incremental = Some(incremental);
             resumed?;
         }
@@ -325,6 +409,8 @@ impl<'a, S: Sink> Stream<'a, S> {
             if self.reached_target() {
                 break StreamEnd::ReachedTarget;
             }
+            // Acknowledgements and commits move chunks of an incremental snapshot to delivered.
+            self.store_incremental_progress().await?;
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break StreamEnd::Shutdown,
@@ -343,6 +429,18 @@ impl<'a, S: Sink> Stream<'a, S> {
         };
         self.finish().await?;
         Ok(end)
+    }
+
+    /// Stores the incremental snapshot's progress as far as Kafka acknowledged its chunks.
+    async fn store_incremental_progress(&mut self) -> Result<(), ReaderError> {
+        match self.incremental.as_mut() {
+            Some(incremental) if incremental.chunks_unacknowledged() > 0 => {
+                incremental
+                    .store_delivered(self.translator.catalog().client(), self.tracker)
+                    .await
+            }
+            _ => Ok(()),
+        }
     }
 
     fn reached_target(&self) -> bool {
@@ -499,7 +597,7 @@ impl<'a, S: Sink> Stream<'a, S> {
         };
         let result = async {
             let Some((relation_id, closed)) = incremental
-                .handle_signal(self.translator, id, signal)
+                .handle_signal(self.translator, self.tracker, id, signal)
                 .await?
             else {
                 return Ok(());
@@ -524,27 +622,15 @@ impl<'a, S: Sink> Stream<'a, S> {
                 self.tracker.commit(ticket, lsn)?;
             }
             self.stats.changes += closed.rows.len() as u64;
-            self.wait_for_acks().await?;
-            incremental.chunk_delivered(self.translator, &closed).await
+            // No wait for Kafka here: the next chunk is read while these are acknowledged,
+            // and their progress is stored once they are (`store_delivered`).
+            incremental
+                .chunk_sent(self.translator, self.tracker, &closed, ticket)
+                .await
         }
         .await;
         self.incremental = Some(incremental);
         result
-    }
-
-    /// Waits until Kafka acknowledged every record sent so far.
-    async fn wait_for_acks(&mut self) -> Result<(), ReaderError> {
-        while self.tracker.records_in_flight() > 0 {
-            match self.acks.recv().await {
-                Some(ack) => self.handle_ack(ack)?,
-                None => {
-                    return Err(ReaderError::Stream(
-                        "the sink's acknowledgement channel closed".into(),
-                    ))
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Sends `self.records` under `ticket`.
@@ -793,11 +879,24 @@ impl<'a, S: Sink> Stream<'a, S> {
     }
 }
 
-/// Where a table's snapshot rows come from: a cursor on the snapshot connection, or the
-/// parallel workers' batches in plan order.
-enum RowSource {
-    Cursor(TableReader),
-    Parallel(TableBatches),
+/// Where in the initial snapshot a table is, and what its records carry.
+struct SnapshotPlace {
+    first_table: bool,
+    last_table: bool,
+    /// The slot's consistent point, the snapshot's xid, when it began.
+    position: Lsn,
+    tx_id: i64,
+    started_us: i64,
+    /// The snapshot's delivery ticket (one for the whole snapshot).
+    ticket: u64,
+}
+
+/// A row of the parallel snapshot waiting to be sent: its worker-built record (None: the
+/// table's rows are not written), and its text when it began or ended a batch.
+struct BuiltRow {
+    record: Option<OutputRecord>,
+    text: Option<Vec<Option<String>>>,
+    first_in_table: bool,
 }
 
 /// Debezium's snapshot markers (RelationalSnapshotChangeEventSource): the last record of the

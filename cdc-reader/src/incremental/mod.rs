@@ -17,17 +17,26 @@
 //!
 //! The signal table (`--signal-data-collection`, Debezium's `signal.data.collection`) is added
 //! to the publication by the reader, like the captured tables; its rows are not written to
-//! Kafka. Progress is stored after every chunk Kafka acknowledged
+//! Kafka. Progress is stored once Kafka acknowledged a chunk's records
 //! (`cdc_reader_incremental_snapshots`, beside the initial snapshot's `cdc_reader_snapshots`),
-//! so a reader killed mid-snapshot goes on at the next chunk when it starts again.
+//! so a reader killed mid-snapshot goes on at the chunk after the last one Kafka has.
+//!
+//! The next chunk is read as soon as a chunk's records are handed to the producer, not when
+//! Kafka acknowledges them: the acknowledgements come in while the next window is open, and
+//! the progress of each chunk waits in [`IncrementalSnapshots`] (with its delivery ticket)
+//! until they do. So the stored progress never runs ahead of Kafka, and the reader never
+//! idles for a round trip to the broker between chunks.
 
 pub mod signal;
 pub mod sql;
 pub mod window;
 
+use std::collections::VecDeque;
+
 use tokio_postgres::Client;
 
 use crate::changes::ChangeTranslator;
+use crate::delivery::DeliveryTracker;
 use crate::pgoutput::{PgOutputMessage, TupleData};
 use crate::snapshot::{self, SnapshotError};
 use crate::ReaderError;
@@ -66,6 +75,9 @@ pub struct IncrementalSnapshots {
     current: Option<CurrentTable>,
     /// What was last stored, to skip writes that change nothing.
     stored: Progress,
+    /// The progress after each chunk handed to the sink and not yet acknowledged by Kafka,
+    /// with the delivery ticket of its records, oldest first.
+    unstored: VecDeque<(u64, Progress)>,
 }
 
 impl IncrementalSnapshots {
@@ -104,6 +116,7 @@ impl IncrementalSnapshots {
             captured,
             current: None,
             stored: progress,
+            unstored: VecDeque::new(),
         })
     }
 
@@ -177,11 +190,12 @@ impl IncrementalSnapshots {
     }
 
     /// Acts on a signal. At the current chunk's high watermark it returns the table's relation
-    /// id and the rows to send now; the caller sends them, waits until Kafka has them, and calls
-    /// [`Self::chunk_delivered`].
+    /// id and the rows to send now; the caller hands them to the sink and calls
+    /// [`Self::chunk_sent`].
     pub async fn handle_signal(
         &mut self,
         translator: &mut ChangeTranslator,
+        tracker: &DeliveryTracker,
         id: &str,
         signal: &Signal,
     ) -> Result<Option<(u32, ClosedWindow)>, ReaderError> {
@@ -206,17 +220,20 @@ impl IncrementalSnapshots {
                 {
                     self.finish_table();
                 }
-                self.read_next_chunk(translator).await?;
+                self.read_next_chunk(translator, tracker).await?;
                 Ok(None)
             }
         }
     }
 
-    /// The rows of a closed window are in Kafka: store the progress, read the next chunk.
-    pub async fn chunk_delivered(
+    /// The rows of a closed window went to the sink under `ticket`: their progress waits for
+    /// Kafka's acknowledgement (see [`Self::store_delivered`]); the next chunk is read now.
+    pub async fn chunk_sent(
         &mut self,
         translator: &mut ChangeTranslator,
+        tracker: &DeliveryTracker,
         closed: &ClosedWindow,
+        ticket: u64,
     ) -> Result<(), ReaderError> {
         if let Some(current) = &self.current {
             current.bar.inc(closed.rows.len() as u64);
@@ -227,7 +244,9 @@ impl IncrementalSnapshots {
         if closed.snapshot_done {
             tracing::info!("incremental snapshot done");
         }
-        self.read_next_chunk(translator).await
+        self.unstored
+            .push_back((ticket, self.machine.progress().clone()));
+        self.read_next_chunk(translator, tracker).await
     }
 
     /// Reads the next chunk when one is due, bracketed by its watermarks; tables that cannot be
@@ -236,6 +255,7 @@ impl IncrementalSnapshots {
     pub async fn read_next_chunk(
         &mut self,
         translator: &mut ChangeTranslator,
+        tracker: &DeliveryTracker,
     ) -> Result<(), ReaderError> {
         while let Some(request) = self.machine.next_chunk() {
             if self.current.as_ref().map(|c| &c.name) != Some(&request.table.name) {
@@ -276,7 +296,8 @@ impl IncrementalSnapshots {
         if self.current.is_some() && self.machine.current_table().is_none() {
             self.finish_table();
         }
-        self.store(translator.catalog().client()).await
+        self.store_delivered(translator.catalog().client(), tracker)
+            .await
     }
 
     /// Describes the table and checks that it can be read in key order; Ok(Err(reason)) when not.
@@ -324,10 +345,35 @@ impl IncrementalSnapshots {
         }
     }
 
-    async fn store(&mut self, client: &Client) -> Result<(), ReaderError> {
-        if self.machine.progress() != &self.stored {
-            sql::save_progress(client, &self.slot, self.machine.progress()).await?;
-            self.stored = self.machine.progress().clone();
+    /// Chunks handed to the sink whose records Kafka has not all acknowledged yet.
+    pub fn chunks_unacknowledged(&self) -> usize {
+        self.unstored.len()
+    }
+
+    /// Stores the newest progress Kafka has caught up with: that of the last chunk whose
+    /// records (and everything sent before them) are acknowledged, or the machine's own when
+    /// no chunk waits. A write only when it changes something.
+    pub async fn store_delivered(
+        &mut self,
+        client: &Client,
+        tracker: &DeliveryTracker,
+    ) -> Result<(), ReaderError> {
+        let mut delivered = None;
+        while let Some((ticket, _)) = self.unstored.front() {
+            if !tracker.is_delivered(*ticket) {
+                break;
+            }
+            delivered = self.unstored.pop_front().map(|(_, progress)| progress);
+        }
+        let progress = match delivered {
+            _ if self.unstored.is_empty() => self.machine.progress(),
+            Some(ref progress) => progress,
+            None => return Ok(()),
+        };
+        if progress != &self.stored {
+            let flush = !progress.same_snapshot_as(&self.stored);
+            sql::save_progress(client, &self.slot, progress, flush).await?;
+            self.stored = progress.clone();
         }
         Ok(())
     }

@@ -291,16 +291,36 @@ pub async fn save_progress(
     client: &Client,
     slot: &str,
     progress: &Progress,
+    flush: bool,
 ) -> Result<(), SnapshotError> {
     let json = serde_json::to_string(progress).unwrap_or_else(|_| "{}".into());
+    // A write that only moves the position within a table is not flushed at commit (the
+    // connection's synchronous_commit=on is for the watermarks and the signals' effects): lost
+    // to a PostgreSQL crash, it only means a chunk read again.
+    let begin = if flush {
+        "BEGIN"
+    } else {
+        "BEGIN; SET LOCAL synchronous_commit = off"
+    };
     client
+        .batch_execute(begin)
+        .await
+        .map_err(query_error("writing cdc_reader_incremental_snapshots"))?;
+    let written = client
         .execute(
             "INSERT INTO cdc_reader_incremental_snapshots (slot_name, progress) VALUES ($1, $2::text::jsonb)
              ON CONFLICT (slot_name) DO UPDATE SET progress = EXCLUDED.progress, updated_at = now()",
             &[&slot, &json],
         )
-        .await
-        .map_err(query_error("writing cdc_reader_incremental_snapshots"))?;
+        .await;
+    let end = if written.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
+    let ended = client.batch_execute(end).await;
+    written.map_err(query_error("writing cdc_reader_incremental_snapshots"))?;
+    ended.map_err(query_error("writing cdc_reader_incremental_snapshots"))?;
     Ok(())
 }
 

@@ -66,6 +66,18 @@ pub struct Progress {
     pub refused: Vec<Refusal>,
 }
 
+impl Progress {
+    /// Whether `other` differs from this only in the position inside the current table (the
+    /// last key, the largest key, the rows so far): the same snapshot, signals and refusals.
+    pub fn same_snapshot_as(&self, other: &Progress) -> bool {
+        self.signal_id == other.signal_id
+            && self.tables == other.tables
+            && self.paused == other.paused
+            && self.handled_signals == other.handled_signals
+            && self.refused == other.refused
+    }
+}
+
 /// The next read the machine wants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkRequest {
