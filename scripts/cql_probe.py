@@ -131,9 +131,12 @@ def query_rows(host, port, query_text, timeout):
         reply, data = request(sock, 2, OP_QUERY, body)
     if reply != OP_RESULT:
         raise ValueError(f"QUERY answered with opcode 0x{reply:02x}")
-    kind, flags, columns = struct.unpack_from(">iii", data, 0)
+    (kind,) = struct.unpack_from(">i", data, 0)
+    if kind in (1, 3, 5):
+        return []  # Void, SetKeyspace, SchemaChange: a statement with no rows (DDL, USE, INSERT)
     if kind != 2:
         raise ValueError(f"QUERY answered with result kind {kind}, not Rows")
+    kind, flags, columns = struct.unpack_from(">iii", data, 0)
     pos = 12
     if flags & 0x0002:  # has more pages: paging state [bytes]
         (length,) = struct.unpack_from(">i", data, pos)

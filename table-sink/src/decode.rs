@@ -231,10 +231,28 @@ impl Decoder {
         value: Option<&Json>,
         headers: &Headers,
     ) -> Result<Option<RowChange>, DecodeError> {
-        let Some(value) = value else {
+        match value {
+            None => self.decode_parts(topic, key, None, None, headers),
+            Some(value) => {
+                let (schema, payload) = split_schema(value);
+                self.decode_parts(topic, key, schema, Some(payload), headers)
+            }
+        }
+    }
+
+    /// [`Decoder::decode_with_headers`] for a value already split into its schema and payload
+    /// (`payload` `None` = a tombstone): what [`crate::input::Input::value`] gives.
+    pub fn decode_parts(
+        &mut self,
+        topic: &str,
+        key: Option<&Json>,
+        schema: Option<&Json>,
+        payload: Option<&Json>,
+        headers: &Headers,
+    ) -> Result<Option<RowChange>, DecodeError> {
+        let Some(payload) = payload else {
             return self.tombstone(topic, key);
         };
-        let (schema, payload) = split_schema(value);
         let Json::Object(object) = payload else {
             return Err(DecodeError::NotAnObject(json_kind(payload)));
         };

@@ -366,11 +366,12 @@ async fn decode(
     record: &RawRecord,
 ) -> Result<Option<RowChange>, InputError> {
     let key = input.json("key", record.key.as_deref()).await?;
-    let value = input.json("value", record.value.as_deref()).await?;
-    let change = decoder.decode_with_headers(
+    let value = input.value(record.value.as_deref()).await?;
+    let change = decoder.decode_parts(
         &record.topic,
         key.as_ref(),
-        value.as_ref(),
+        value.as_ref().and_then(|v| v.schema.as_deref()),
+        value.as_ref().map(|v| &v.payload),
         &record.headers,
     )?;
     Ok(change.map(|mut change| {
