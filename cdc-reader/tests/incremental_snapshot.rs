@@ -323,7 +323,9 @@ async fn a_table_without_a_primary_key_is_refused_and_the_others_go_on() {
     assert_eq!(
         reads.iter().filter(|r| r.op() == Some("r")).count(),
         5,
-        "orders is snapshotted all the same, with its additional-conditions filter (id <= 5)"
+        "orders is snapshotted all the same, with its additional-conditions filter (id <= 5); \
+         the stored progress: {progress}; {} record(s) on the topic",
+        reads.len()
     );
     reader.kill().unwrap();
     reader.wait().unwrap();

@@ -275,9 +275,10 @@ impl IncrementalSnapshots {
                 match current.query.max_key(client, filter).await {
                     Ok(max) => self.machine.max_key_read(max),
                     Err(error) if filter.is_some() && !client.is_closed() => {
-                        self.machine.refuse_current(format!(
-                            "its additional-conditions filter does not work: {error}"
-                        ));
+                        let reason =
+                            format!("its additional-conditions filter does not work: {error}");
+                        tracing::error!(table = %request.table.name, "incremental snapshot refused: {reason}");
+                        self.machine.refuse_current(reason);
                     }
                     Err(error) => return Err(error.into()),
                 }
