@@ -10,46 +10,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use schema_registry::{AvroDecoder, RegistryClient};
 use serde_json::Value;
 
 fn registry_url() -> String {
     std::env::var("SCHEMA_REGISTRY_URL")
         .unwrap_or_else(|_| cdc_reader::config::DEFAULT_SCHEMA_REGISTRY_URL.to_string())
-}
-
-/// A record's key and value bytes (None: no key, a tombstone).
-type RawRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
-
-/// Raw (key, value) bytes of every record of `topic` up to its end.
-fn raw_records(topic: &str) -> Vec<RawRecord> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", common::bootstrap())
-        .set("group.id", format!("avro-test-{topic}"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let (low, high) = consumer
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .unwrap_or((0, 0));
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&assignment).unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while (out.len() as i64) < high - low && Instant::now() < deadline {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-            out.push((
-                message.key().map(<[u8]>::to_vec),
-                message.payload().map(<[u8]>::to_vec),
-            ));
-        }
-    }
-    out
 }
 
 /// The payload without the fields that say when the reader wrote it (they differ between
@@ -161,8 +127,8 @@ async fn avro_records_decode_to_the_json_payloads_and_a_new_column_is_version_2(
         "transaction",
         "message",
     ] {
-        let json_records = raw_records(&format!("{json_prefix}.{suffix}"));
-        let avro_records = raw_records(&format!("{avro_prefix}.{suffix}"));
+        let json_records = common::raw_records(&format!("{json_prefix}.{suffix}"));
+        let avro_records = common::raw_records(&format!("{avro_prefix}.{suffix}"));
         assert_eq!(
             json_records.len(),
             avro_records.len(),
@@ -205,7 +171,7 @@ async fn avro_records_decode_to_the_json_payloads_and_a_new_column_is_version_2(
         vec![1, 2],
         "{subject}"
     );
-    let orders = raw_records(&format!("{avro_prefix}.public.orders"));
+    let orders = common::raw_records(&format!("{avro_prefix}.public.orders"));
     let first_id = schema_registry::wire::decode(orders[0].1.as_ref().unwrap())
         .unwrap()
         .0;

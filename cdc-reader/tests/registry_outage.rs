@@ -19,34 +19,14 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use db::private_stack::PrivateRegistry;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use schema_registry::{AvroDecoder, RegistryClient};
 
 /// The raw values of every record of `topic` up to its end.
 fn raw_values(topic: &str) -> Vec<Option<Vec<u8>>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", common::bootstrap())
-        .set("group.id", format!("registry-outage-{topic}"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let (low, high) = consumer
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .unwrap_or((0, 0));
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    consumer.assign(&assignment).unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while (out.len() as i64) < high - low && Instant::now() < deadline {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-            out.push(message.payload().map(<[u8]>::to_vec));
-        }
-    }
-    out
+    common::raw_records(topic)
+        .into_iter()
+        .map(|(_key, value)| value)
+        .collect()
 }
 
 async fn wait_confirmed(pool: &sqlx::PgPool, slot: &str, lsn: u64) {

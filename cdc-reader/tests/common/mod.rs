@@ -273,3 +273,36 @@ pub async fn consume_until_caught_up(url: &str, extra: &[&str]) {
         .await
         .expect("consumer run");
 }
+
+/// A record's key and value bytes (None: no key, a tombstone).
+pub type RawRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Raw (key, value) bytes of every record of partition 0 of `topic` up to its end (Avro
+/// records are bytes, not JSON).
+pub fn raw_records(topic: &str) -> Vec<RawRecord> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("raw-reader-{topic}"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let (low, high) = consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .unwrap_or((0, 0));
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (out.len() as i64) < high - low && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            out.push((
+                message.key().map(<[u8]>::to_vec),
+                message.payload().map(<[u8]>::to_vec),
+            ));
+        }
+    }
+    out
+}
