@@ -18,12 +18,14 @@
 //! not know, or a datum that does not match its schema make a poison record (the error goes into the
 //! dead-letter headers). A registry that does not answer is waited for, never dead-lettered.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use projections::order_events::decode_domain_event;
 use projections::{decode_outbox, ChangeDecoder, ChangeEvent, Decoded};
 use rdkafka::message::{Headers, Message};
-use schema_registry::{wire, AvroDecoder, DecodedRecord, RegistryClient};
+use schema_registry::decoder::decode_datum;
+use schema_registry::{datum_view, wire, AvroDecoder, DecodedRecord, RegistryClient, WriterSchema};
 
 use crate::config::Source;
 
@@ -77,7 +79,25 @@ impl RecordDecoder {
         let Some(bytes) = value.filter(|b| wire::looks_like_avro(b)) else {
             return self.json.decode(value).map_err(|e| e.to_string());
         };
-        let record = self.avro_record(bytes).await?;
+        let (writer, datum) = self.avro_writer(bytes).await?;
+        // The fast path: the change decoder reads the datum through the writer schema's view,
+        // no JSON in between. Anything it cannot read takes the reference path below, which
+        // reads it or gives the error the dead-letter headers carry.
+        if let Some(view) = &writer.view {
+            let mut input = datum_view::Input::new(datum);
+            let decoded = self.json.decode_parts(
+                writer.connect_text.as_bytes(),
+                view.deserializer(&mut input),
+            );
+            if let (Ok(decoded), true) = (decoded, input.is_empty()) {
+                return Ok(decoded);
+            }
+        }
+        let record = DecodedRecord {
+            payload: decode_datum(&writer, datum)
+                .map_err(|e| format!("not a usable Avro record: {e}"))?,
+            writer,
+        };
         // The schema part is the same bytes for every record of the writer schema: the JSON
         // decoder recognises them and parses the payload alone.
         self.json
@@ -116,10 +136,22 @@ impl RecordDecoder {
     /// An Avro record, decoded with its writer schema; waits while the registry does not
     /// answer (such a record is not poison: it is read again once the registry is back).
     async fn avro_record(&mut self, bytes: &[u8]) -> Result<DecodedRecord, String> {
+        let (writer, datum) = self.avro_writer(bytes).await?;
+        let payload =
+            decode_datum(&writer, datum).map_err(|e| format!("not a usable Avro record: {e}"))?;
+        Ok(DecodedRecord { writer, payload })
+    }
+
+    /// The writer schema of an Avro record and its datum; waits while the registry does not
+    /// answer.
+    async fn avro_writer<'b>(
+        &mut self,
+        bytes: &'b [u8],
+    ) -> Result<(Arc<WriterSchema>, &'b [u8]), String> {
         let mut backoff = Duration::from_millis(500);
         loop {
-            match self.avro.decode(bytes).await {
-                Ok(record) => return Ok(record),
+            match self.avro.writer_of(bytes).await {
+                Ok(found) => return Ok(found),
                 Err(error) if error.is_transient() => {
                     tracing::warn!(retry_in = ?backoff, "{error}; waiting (the record is not dead-lettered)");
                     tokio::time::sleep(backoff).await;

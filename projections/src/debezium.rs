@@ -150,6 +150,35 @@ impl ChangeDecoder {
     }
 }
 
+impl ChangeDecoder {
+    /// A change whose Connect schema (`schema`: its JSON as `JsonConverter` writes it) comes
+    /// apart from its payload, which `payload` reads: an Avro record read through its writer
+    /// schema (schema-registry's `DatumView`), with no JSON text in between. What the schema
+    /// says about `total` is remembered by its bytes, as in [`Self::decode`].
+    pub fn decode_parts<'de, D>(
+        &mut self,
+        schema: &[u8],
+        payload: D,
+    ) -> Result<Decoded, DecodeError>
+    where
+        D: serde::Deserializer<'de>,
+        D::Error: std::fmt::Display,
+    {
+        if self.last_schema != schema {
+            self.last_total_kind = serde_json::from_slice::<EnvelopeSchema>(schema)
+                .ok()
+                .and_then(|schema| total_kind_from_schema(&schema).ok());
+            self.last_schema = schema.to_vec();
+        }
+        let payload = Option::<Payload>::deserialize(payload)
+            .map_err(|e| DecodeError::Invalid(format!("the payload: {e}")))?;
+        match payload {
+            Some(payload) => payload_to_event(payload, self.last_total_kind).map(Decoded::Change),
+            None => Ok(Decoded::Tombstone),
+        }
+    }
+}
+
 fn decode_payload(payload: &[u8], total_kind: Option<TotalKind>) -> Result<Decoded, DecodeError> {
     let payload: Option<Payload> = serde_json::from_slice(payload)?;
     match payload {
@@ -732,6 +761,31 @@ mod tests {
             decoder.last_total_kind,
             Some(TotalKind::Decimal { scale: 2 })
         );
+    }
+
+    #[test]
+    fn a_schema_and_a_payload_apart_decode_as_the_record_does() {
+        let mut decoder = ChangeDecoder::new();
+        let scale3 = SCHEMA.replace(r#""scale":"2""#, r#""scale":"3""#);
+        let payload = format!(
+            r#"{{"after":{{"id":1,"customer_id":2,"status":"NEW","total":"MAw="}},"source":{SOURCE},"op":"c"}}"#
+        );
+        for schema in [SCHEMA.to_string(), scale3.clone(), scale3] {
+            let whole = format!(r#"{{"schema":{schema},"payload":{payload}}}"#);
+            let apart = decoder.decode_parts(
+                schema.as_bytes(),
+                &mut serde_json::Deserializer::from_slice(payload.as_bytes()),
+            );
+            assert_eq!(
+                format!("{apart:?}"),
+                format!("{:?}", decode_change(Some(whole.as_bytes())))
+            );
+        }
+        let null = decoder.decode_parts(
+            SCHEMA.as_bytes(),
+            &mut serde_json::Deserializer::from_slice(b"null"),
+        );
+        assert!(matches!(null, Ok(Decoded::Tombstone)), "{null:?}");
     }
 
     #[test]

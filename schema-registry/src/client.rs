@@ -61,6 +61,9 @@ pub struct WriterSchema {
     pub connect: serde_json::Value,
     /// [`Self::connect`] as JSON text.
     pub connect_text: String,
+    /// How its datums read as JSON payloads without a value tree (`None`: a schema the view
+    /// does not handle; the reference path reads its datums).
+    pub view: Option<crate::datum_view::DatumView>,
 }
 
 impl WriterSchema {
@@ -69,12 +72,14 @@ impl WriterSchema {
         let avro: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         let connect = crate::avro_json::connect_schema(&avro);
         let connect_text = connect.to_string();
+        let view = crate::datum_view::DatumView::new(&schema).ok();
         WriterSchema {
             id,
             text,
             schema,
             connect,
             connect_text,
+            view,
         }
     }
 }

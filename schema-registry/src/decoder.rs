@@ -81,10 +81,19 @@ impl AvroDecoder {
     }
 
     pub async fn decode(&mut self, bytes: &[u8]) -> Result<DecodedRecord, DecodeError> {
-        let (id, datum) = wire::decode(bytes)?;
-        let writer = self.client.schema_by_id(id).await?;
+        let (writer, datum) = self.writer_of(bytes).await?;
         let payload = decode_datum(&writer, datum)?;
         Ok(DecodedRecord { writer, payload })
+    }
+
+    /// The writer schema a record names (fetched once per id) and the datum's bytes, for a
+    /// reader that reads the datum itself ([`WriterSchema::view`]).
+    pub async fn writer_of<'b>(
+        &mut self,
+        bytes: &'b [u8],
+    ) -> Result<(Arc<WriterSchema>, &'b [u8]), DecodeError> {
+        let (id, datum) = wire::decode(bytes)?;
+        Ok((self.client.schema_by_id(id).await?, datum))
     }
 }
 

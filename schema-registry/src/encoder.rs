@@ -7,8 +7,10 @@
 //! ```
 //!
 //! The Connect schema of a table's records only changes with the table, so the parsing, the
-//! translation and the registration happen once per subject and schema; the rest is parsing the
-//! payload and encoding the datum.
+//! translation, the registration and the datum plan happen once per subject and schema; the
+//! rest is writing the payload's JSON tokens as Avro ([`crate::transcode`]). A payload the plan
+//! cannot write takes the reference path ([`crate::connect_avro`]: parse, build the datum,
+//! encode), which writes it or says precisely where it does not fit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use serde_json::Value as Json;
 
 use crate::client::{RegistryClient, RegistryError};
 use crate::connect_avro::{self, AvroRecordSchema, ConnectAvroError};
+use crate::transcode::DatumPlan;
 use crate::wire;
 
 /// Why a record could not be encoded.
@@ -38,13 +41,14 @@ pub struct AvroEncoder {
     known: HashMap<String, Vec<Arc<KnownSchema>>>,
 }
 
-/// A Connect schema met before: its bytes as `JsonConverter` wrote them, parsed, translated
-/// and registered.
+/// A Connect schema met before: its bytes as `JsonConverter` wrote them, parsed, translated,
+/// registered, and the plan that writes its payloads (`None`: the reference path writes them).
 struct KnownSchema {
     bytes: Vec<u8>,
     connect: Json,
     avro: AvroRecordSchema,
     id: u32,
+    plan: Option<DatumPlan>,
 }
 
 const SCHEMA_PREFIX: &[u8] = br#"{"schema":"#;
@@ -79,6 +83,13 @@ impl AvroEncoder {
         };
         let (known, payload) = match self.seen(subject, connect_json) {
             Some((known, payload_bytes)) => {
+                if let Some(plan) = &known.plan {
+                    let mut out = Vec::with_capacity(payload_bytes.len() / 2);
+                    out.extend_from_slice(&wire::header(known.id));
+                    if plan.write(payload_bytes, &mut out).is_ok() {
+                        return Ok(out);
+                    }
+                }
                 let payload: Json = serde_json::from_slice(payload_bytes)
                     .map_err(|e| convert(ConnectAvroError::NotConnectJson(e.to_string())))?;
                 (known, payload)
@@ -90,11 +101,15 @@ impl AvroEncoder {
                     None => {
                         let avro = connect_avro::avro_schema(&schema).map_err(convert)?;
                         let id = self.client.register(subject, &avro.text).await?;
+                        let plan = DatumPlan::new(&schema)
+                            .inspect_err(|error| tracing::debug!("{subject}: {error}"))
+                            .ok();
                         let known = Arc::new(KnownSchema {
                             bytes: schema_bytes.to_vec(),
                             connect: schema,
                             avro,
                             id,
+                            plan,
                         });
                         self.known
                             .entry(subject.to_string())

@@ -16,6 +16,8 @@
 //! - [`names`]: Avro's name rules, and how Debezium's `schema.name.adjustment.mode=avro` fixes names.
 //! - [`connect_avro`]: Kafka Connect's `AvroData` rules: a Connect schema (as `JsonConverter`
 //!   writes it) -> the Avro schema, a Connect payload -> the Avro datum (pure).
+//! - [`transcode`]: the fast path of the same rules: a payload's JSON bytes -> the Avro datum in
+//!   one pass, guided by a plan made once per schema (pure; checked against [`connect_avro`]).
 //! - [`avro_json`]: the way back: an Avro datum -> the JSON payload `JsonConverter` would have
 //!   written, and an Avro schema -> the Connect schema (pure).
 //! - [`wire`]: the Confluent wire format: magic byte 0, 4-byte big-endian schema id, datum (sans-IO).
@@ -30,9 +32,11 @@
 pub mod avro_json;
 pub mod client;
 pub mod connect_avro;
+pub mod datum_view;
 pub mod decoder;
 pub mod encoder;
 pub mod names;
+pub mod transcode;
 pub mod wire;
 
 pub use client::{RegistryClient, RegistryError, WriterSchema};

@@ -27,10 +27,15 @@ pub enum WireError {
 /// The 5-byte header and the datum.
 pub fn encode(schema_id: u32, datum: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + datum.len());
-    out.push(MAGIC_BYTE);
-    out.extend_from_slice(&schema_id.to_be_bytes());
+    out.extend_from_slice(&header(schema_id));
     out.extend_from_slice(datum);
     out
+}
+
+/// The 5-byte header alone, for a datum written after it.
+pub fn header(schema_id: u32) -> [u8; HEADER_LEN] {
+    let id = schema_id.to_be_bytes();
+    [MAGIC_BYTE, id[0], id[1], id[2], id[3]]
 }
 
 /// The schema id and the datum of a record.
