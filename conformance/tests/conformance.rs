@@ -47,8 +47,11 @@
 //! schemas it was written with (`key_avro_schema`, `value_avro_schema`). The reader runs with
 //! `--format avro` against the stack's registry; its records are decoded the same way and
 //! compared like JSON ones, and every subject's registered schemas (in the order they appear)
-//! must equal Debezium's, topic prefix aside. `avro_side_by_side_from_topics` (ignored) is the
-//! comparing half of `scripts/conformance --avro`, and writes those recordings.
+//! must equal Debezium's, topic prefix aside. A folder `debezium/avro/<folder>/` with an
+//! `options.properties` holds Avro recordings made with those Debezium options (run as
+//! `avro/<folder>/<scenario>`, the reader configured from the same keys).
+//! `avro_side_by_side_from_topics` (ignored) is the comparing half of `scripts/conformance
+//! --avro`, and writes those recordings.
 
 mod common;
 
@@ -217,10 +220,13 @@ struct DebeziumOptions {
 impl Scenario {
     fn is_wanted(&self, wanted: &[&str]) -> bool {
         let folder = self.options.as_ref().map(|options| options.folder.as_str());
-        let folder = folder.or(self.avro.as_ref().map(|_| AVRO_FOLDER));
-        wanted
-            .iter()
-            .any(|&name| name == self.name || name == self.file_name || Some(name) == folder)
+        let avro = self.avro.as_ref().map(|_| AVRO_FOLDER);
+        wanted.iter().any(|&name| {
+            name == self.name
+                || name == self.file_name
+                || Some(name) == folder
+                || Some(name) == avro
+        })
     }
 }
 
@@ -263,29 +269,41 @@ fn discover_scenarios(dir: &Path) -> anyhow::Result<Vec<Scenario>> {
             scenarios.push(loaded);
         }
     }
+    // Avro: `debezium/avro/<name>.jsonl`, then `debezium/avro/<folder>/<name>.jsonl` of the
+    // folders with an OPTIONS_FILE (recorded with those Debezium options).
     let avro = dir.join("debezium").join(AVRO_FOLDER);
     if avro.is_dir() {
-        for recording in files_with_extension(&avro, "jsonl")? {
-            let stem = recording
-                .file_stem()
-                .and_then(|stem| stem.to_str())
-                .unwrap_or_default();
-            let scenario = scenarios_dir.join(format!("{stem}.sql"));
-            ensure!(
-                scenario.is_file(),
-                "{}: no scenario {} to compare it with",
-                recording.display(),
-                scenario.display()
-            );
-            let mut loaded = load_scenario(&scenario, &avro, None)?;
-            let text = std::fs::read_to_string(&recording)?;
-            loaded.avro = Some(
-                recorded_avro_schemas(&text)
-                    .with_context(|| format!("reading {}", recording.display()))?,
-            );
-            loaded.name = format!("{AVRO_FOLDER}/{}", loaded.file_name);
-            loaded.run_name = format!("cfavro_{}", loaded.file_name);
-            scenarios.push(loaded);
+        let mut folders = vec![(avro.clone(), None)];
+        for folder in option_folders(&avro)? {
+            let options = read_options(&folder)?;
+            folders.push((folder, Some(options)));
+        }
+        for (index, (folder, options)) in folders.into_iter().enumerate() {
+            for recording in files_with_extension(&folder, "jsonl")? {
+                let stem = recording
+                    .file_stem()
+                    .and_then(|stem| stem.to_str())
+                    .unwrap_or_default();
+                let scenario = scenarios_dir.join(format!("{stem}.sql"));
+                ensure!(
+                    scenario.is_file(),
+                    "{}: no scenario {} to compare it with",
+                    recording.display(),
+                    scenario.display()
+                );
+                let mut loaded = load_scenario(&scenario, &folder, options.clone())?;
+                let text = std::fs::read_to_string(&recording)?;
+                loaded.avro = Some(
+                    recorded_avro_schemas(&text)
+                        .with_context(|| format!("reading {}", recording.display()))?,
+                );
+                loaded.name = format!("{AVRO_FOLDER}/{}", loaded.name);
+                loaded.run_name = match index {
+                    0 => format!("cfavro_{}", loaded.file_name),
+                    n => format!("cfavro{n}_{}", loaded.file_name),
+                };
+                scenarios.push(loaded);
+            }
         }
     }
     Ok(scenarios)
@@ -541,7 +559,7 @@ async fn avro_side_by_side_from_topics() {
         |file: &str, records: &[Record], schemas: &[AvroSchemaUse], rename: Option<&str>| {
             let text: String = records
                 .iter()
-                .zip(schemas_per_record(schemas))
+                .zip(schemas_per_record(records.len(), schemas))
                 .map(|(record, (key_schema, value_schema))| {
                     let mut line = serde_json::json!({
                         "topic": record.topic, "headers": record.headers, "key": record.key,
@@ -585,14 +603,10 @@ struct AvroSchemaUse {
     schema: Value,
 }
 
-/// (key schema, value schema) of each record, `null` where there is none (a null key, a
-/// tombstone); `schemas` holds them in record order.
-fn schemas_per_record(schemas: &[AvroSchemaUse]) -> Vec<(Value, Value)> {
-    let count = schemas
-        .iter()
-        .map(|use_| use_.record + 1)
-        .max()
-        .unwrap_or(0);
+/// (key schema, value schema) of each of the `count` records, `null` where there is none (a
+/// null key, a tombstone); `schemas` holds them in record order. One pair per record, also for
+/// records with neither (a tombstone of a table without a primary key has a null key too).
+fn schemas_per_record(count: usize, schemas: &[AvroSchemaUse]) -> Vec<(Value, Value)> {
     let mut out = vec![(Value::Null, Value::Null); count];
     for use_ in schemas {
         let slot = &mut out[use_.record];
