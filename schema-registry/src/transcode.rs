@@ -711,7 +711,7 @@ mod tests {
             let b64 = |b: &Vec<u8>| base64::engine::general_purpose::STANDARD.encode(b);
             let payload = json!({
                 "id": id, "small": small, "n": n, "real": real.filter(|r| r.is_finite()),
-                "dbl": dbl.filter(|d| !d.as_f64().is_some_and(|f| !f.is_finite())),
+                "dbl": dbl.filter(|d| d.as_f64().is_none_or(f64::is_finite)),
                 "flag": flag, "note": note, "raw": raw.as_ref().map(b64),
                 "price": raw.as_ref().filter(|r| !r.is_empty()).map(b64),
                 "tags": tags, "attrs": attrs,
