@@ -253,17 +253,7 @@ fn discover_scenarios(dir: &Path) -> anyhow::Result<Vec<Scenario>> {
             folder.display()
         );
         for recording in recordings {
-            let stem = recording
-                .file_stem()
-                .and_then(|stem| stem.to_str())
-                .unwrap_or_default();
-            let scenario = scenarios_dir.join(format!("{stem}.sql"));
-            ensure!(
-                scenario.is_file(),
-                "{}: no scenario {} to compare it with",
-                recording.display(),
-                scenario.display()
-            );
+            let scenario = scenario_of(&recording, &scenarios_dir)?;
             let mut loaded = load_scenario(&scenario, folder, Some(options.clone()))?;
             loaded.run_name = format!("cf{index}_{}", loaded.file_name);
             scenarios.push(loaded);
@@ -280,17 +270,7 @@ fn discover_scenarios(dir: &Path) -> anyhow::Result<Vec<Scenario>> {
         }
         for (index, (folder, options)) in folders.into_iter().enumerate() {
             for recording in files_with_extension(&folder, "jsonl")? {
-                let stem = recording
-                    .file_stem()
-                    .and_then(|stem| stem.to_str())
-                    .unwrap_or_default();
-                let scenario = scenarios_dir.join(format!("{stem}.sql"));
-                ensure!(
-                    scenario.is_file(),
-                    "{}: no scenario {} to compare it with",
-                    recording.display(),
-                    scenario.display()
-                );
+                let scenario = scenario_of(&recording, &scenarios_dir)?;
                 let mut loaded = load_scenario(&scenario, &folder, options.clone())?;
                 let text = std::fs::read_to_string(&recording)?;
                 loaded.avro = Some(
@@ -310,6 +290,22 @@ fn discover_scenarios(dir: &Path) -> anyhow::Result<Vec<Scenario>> {
 }
 
 /// The files in `dir` whose name ends in `.<extension>`, sorted.
+/// The scenario a recording was made from: `scenarios/<its stem>.sql`, which must exist.
+fn scenario_of(recording: &Path, scenarios_dir: &Path) -> anyhow::Result<PathBuf> {
+    let stem = recording
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .unwrap_or_default();
+    let scenario = scenarios_dir.join(format!("{stem}.sql"));
+    ensure!(
+        scenario.is_file(),
+        "{}: no scenario {} to compare it with",
+        recording.display(),
+        scenario.display()
+    );
+    Ok(scenario)
+}
+
 fn files_with_extension(dir: &Path, extension: &str) -> anyhow::Result<Vec<PathBuf>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?

@@ -419,13 +419,18 @@ struct Block<'v, 'de> {
 }
 
 impl Block<'_, '_> {
-    /// True when another item follows (reading the next block's count when one ends).
-    fn more(&mut self) -> Result<bool, ViewError> {
+    /// True when another item follows, counted as taken (reading the next block's count when
+    /// one ends).
+    fn take_item(&mut self) -> Result<bool, ViewError> {
         while self.left == 0 && !self.done {
             self.left = self.input.block_count()?;
             self.done = self.left == 0;
         }
-        Ok(!self.done)
+        if self.done {
+            return Ok(false);
+        }
+        self.left -= 1;
+        Ok(true)
     }
 }
 
@@ -436,10 +441,9 @@ impl<'de> SeqAccess<'de> for Block<'_, 'de> {
         &mut self,
         seed: S,
     ) -> Result<Option<S::Value>, ViewError> {
-        if !self.more()? {
+        if !self.take_item()? {
             return Ok(None);
         }
-        self.left -= 1;
         seed.deserialize(ValueReader {
             node: self.node,
             input: self.input,
@@ -455,10 +459,9 @@ impl<'de> MapAccess<'de> for Block<'_, 'de> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, ViewError> {
-        if !self.more()? {
+        if !self.take_item()? {
             return Ok(None);
         }
-        self.left -= 1;
         let key = self.input.str()?;
         seed.deserialize(de::value::BorrowedStrDeserializer::<ViewError>::new(key))
             .map(Some)
