@@ -13,8 +13,10 @@
 //! A value that starts with the magic byte 0 is Avro in the Confluent wire format (JSON never
 //! starts with 0): CDC records from cdc-reader `--format avro`, domain events from
 //! `order-events --format avro`, outbox events from `producer --direct-publish --format avro`.
-//! Its writer schema is fetched from the schema registry by id (once per id), the datum becomes
-//! JSON, and the JSON decoding runs on that. Bytes that are not Avro, an id the registry does
+//! Its writer schema is fetched from the schema registry by id (once per id). A CDC datum is
+//! read by the change decoder directly, through the writer schema's view
+//! (`schema_registry::datum_view`); domain and outbox datums, and any CDC datum the view cannot
+//! read, become JSON first (the reference path), and the JSON decoding runs on that. Bytes that are not Avro, an id the registry does
 //! not know, or a datum that does not match its schema make a poison record (the error goes into the
 //! dead-letter headers). A registry that does not answer is waited for, never dead-lettered.
 
@@ -93,11 +95,7 @@ impl RecordDecoder {
                 return Ok(decoded);
             }
         }
-        let record = DecodedRecord {
-            payload: decode_datum(&writer, datum)
-                .map_err(|e| format!("not a usable Avro record: {e}"))?,
-            writer,
-        };
+        let record = reference_record(writer, datum)?;
         // The schema part is the same bytes for every record of the writer schema: the JSON
         // decoder recognises them and parses the payload alone.
         self.json
@@ -137,9 +135,7 @@ impl RecordDecoder {
     /// answer (such a record is not poison: it is read again once the registry is back).
     async fn avro_record(&mut self, bytes: &[u8]) -> Result<DecodedRecord, String> {
         let (writer, datum) = self.avro_writer(bytes).await?;
-        let payload =
-            decode_datum(&writer, datum).map_err(|e| format!("not a usable Avro record: {e}"))?;
-        Ok(DecodedRecord { writer, payload })
+        reference_record(writer, datum)
     }
 
     /// The writer schema of an Avro record and its datum; waits while the registry does not
@@ -161,6 +157,13 @@ impl RecordDecoder {
             }
         }
     }
+}
+
+/// A datum made JSON by the reference path (`apache_avro`'s value tree), or why it cannot be.
+fn reference_record(writer: Arc<WriterSchema>, datum: &[u8]) -> Result<DecodedRecord, String> {
+    let payload =
+        decode_datum(&writer, datum).map_err(|e| format!("not a usable Avro record: {e}"))?;
+    Ok(DecodedRecord { writer, payload })
 }
 
 /// Decodes a Kafka record from `source`'s topic.

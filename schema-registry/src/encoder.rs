@@ -86,8 +86,11 @@ impl AvroEncoder {
                 if let Some(plan) = &known.plan {
                     let mut out = Vec::with_capacity(payload_bytes.len() / 2);
                     out.extend_from_slice(&wire::header(known.id));
-                    if plan.write(payload_bytes, &mut out).is_ok() {
-                        return Ok(out);
+                    match plan.write(payload_bytes, &mut out) {
+                        Ok(()) => return Ok(out),
+                        Err(error) => tracing::debug!(
+                            "{subject}: the datum plan cannot write this payload ({error}); the reference path takes it"
+                        ),
                     }
                 }
                 let payload: Json = serde_json::from_slice(payload_bytes)

@@ -10,6 +10,7 @@
 //!      └────────── wire::encode(id, datum) <───────────┴───────────────────────────┘          /apis/ccompat/v7)
 //!                         │ Kafka
 //!  consumer, topic-peek ──┴─ wire::decode -> id -> client (writer schema, cached) -> datum -> JSON
+//!                                                                   (the consumer: datum_view)
 //! ```
 //!
 //! Modules, in the order a record is made:
@@ -20,6 +21,8 @@
 //!   one pass, guided by a plan made once per schema (pure; checked against [`connect_avro`]).
 //! - [`avro_json`]: the way back: an Avro datum -> the JSON payload `JsonConverter` would have
 //!   written, and an Avro schema -> the Connect schema (pure).
+//! - [`datum_view`]: the fast way back: an Avro datum read by any serde `Deserialize` as that
+//!   JSON payload, with no tree in between (pure; checked against [`avro_json`]).
 //! - [`wire`]: the Confluent wire format: magic byte 0, 4-byte big-endian schema id, datum (sans-IO).
 //! - [`encoder`]: a Connect JSON record -> the wire format (translate, register, encode; cached).
 //! - [`decoder`]: the wire format -> the JSON payload (writer schema by id, cached).
