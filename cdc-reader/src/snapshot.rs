@@ -66,18 +66,46 @@ fn query_error(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error)
     move |source| SnapshotError::Query { context, source }
 }
 
+/// `CREATE TABLE IF NOT EXISTS` for one of the reader's bookkeeping tables, safe when two
+/// readers of the same database start at once.
+///
+/// Two sessions running `CREATE TABLE IF NOT EXISTS t` at the same moment can both see no `t`
+/// and the second then fails on the catalog's unique index (`pg_type_typname_nsp_index`): the
+/// "IF NOT EXISTS" check is not atomic. A transaction-scoped advisory lock on the table's name
+/// makes the second reader wait for the first one's commit, then find the table.
+pub(crate) async fn create_bookkeeping_table(
+    client: &Client,
+    table: &str,
+    columns: &str,
+) -> Result<(), SnapshotError> {
+    let sql = format!(
+        "BEGIN;
+         SELECT pg_advisory_xact_lock(hashtext({lock}));
+         CREATE TABLE IF NOT EXISTS {table} ({columns});
+         COMMIT;",
+        lock = quote_literal(&format!("pgcdc-playground:{table}")),
+    );
+    if let Err(source) = client.batch_execute(&sql).await {
+        // Leave the connection usable: the explicit transaction may still be open (aborted).
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(SnapshotError::Query {
+            context: format!("creating {table}"),
+            source,
+        });
+    }
+    Ok(())
+}
+
 /// The bookkeeping table: which slot's snapshot is finished.
 pub async fn ensure_state_table(client: &Client) -> Result<(), SnapshotError> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS cdc_reader_snapshots (
-                 slot_name     text PRIMARY KEY,
-                 started_at    timestamptz NOT NULL DEFAULT now(),
-                 completed_at  timestamptz
-             )",
-        )
-        .await
-        .map_err(query_error("creating cdc_reader_snapshots"))
+    create_bookkeeping_table(
+        client,
+        "cdc_reader_snapshots",
+        "slot_name     text PRIMARY KEY,
+         started_at    timestamptz NOT NULL DEFAULT now(),
+         completed_at  timestamptz",
+    )
+    .await
 }
 
 /// Did this reader start a snapshot for `slot` that never finished?

@@ -80,7 +80,7 @@ async fn avro_records_decode_to_the_json_payloads_and_a_new_column_is_version_2(
         "--skipped-operations",
         "none",
     ];
-    let (json_reader, stop_json) = common::start_reader(common::reader_args(
+    let (mut json_reader, stop_json) = common::start_reader(common::reader_args(
         "avro_same_json",
         &json_prefix,
         &url,
@@ -88,14 +88,25 @@ async fn avro_records_decode_to_the_json_payloads_and_a_new_column_is_version_2(
     ));
     let mut avro_flags = flags.to_vec();
     avro_flags.extend(["--format", "avro"]);
-    let (avro_reader, stop_avro) = common::start_reader(common::reader_args(
+    let (mut avro_reader, stop_avro) = common::start_reader(common::reader_args(
         "avro_same_avro",
         &avro_prefix,
         &url,
         &avro_flags,
     ));
-    common::wait_until_streaming(&pool, &common::slot_name("avro_same_json")).await;
-    common::wait_until_streaming(&pool, &common::slot_name("avro_same_avro")).await;
+    // Both readers start at once on one database (their setup must not trip over each other).
+    common::wait_until_reader_streams(
+        &pool,
+        &common::slot_name("avro_same_json"),
+        &mut json_reader,
+    )
+    .await;
+    common::wait_until_reader_streams(
+        &pool,
+        &common::slot_name("avro_same_avro"),
+        &mut avro_reader,
+    )
+    .await;
 
     // Inserts, an update, a delete (and its tombstone), items, a message, a truncate; then a
     // new column and a record with it.

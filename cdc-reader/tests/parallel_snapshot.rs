@@ -89,3 +89,43 @@ async fn four_connections_read_every_row_once_with_the_markers_of_one() {
     assert_eq!(item_markers.last().map(String::as_str), Some("last"));
     common::drop_slot(&pool, &common::slot_name(name)).await;
 }
+
+/// Readers that start at the same moment on one database each create the bookkeeping tables
+/// (`CREATE TABLE IF NOT EXISTS` is not atomic: the loser used to fail on a catalog index).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readers_starting_at_once_create_the_bookkeeping_tables_without_tripping() {
+    let (url, pool) = db::testing::fresh_database("bookkeeping_race")
+        .await
+        .unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        clients.push(std::sync::Arc::new(client));
+    }
+    for round in 0..5 {
+        sqlx::raw_sql(
+            "DROP TABLE IF EXISTS cdc_reader_snapshots, cdc_reader_incremental_snapshots",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let tasks: Vec<_> = clients
+            .iter()
+            .map(|client| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    cdc_reader::snapshot::ensure_state_table(&client).await?;
+                    cdc_reader::incremental::sql::ensure_progress_table(&client).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            if let Err(error) = task.await.unwrap() {
+                panic!("round {round}: {error}");
+            }
+        }
+    }
+}

@@ -260,16 +260,14 @@ async fn text_rows(client: &Client, sql: &str, table: &str) -> Result<Vec<Row>, 
 
 /// The progress table, next to `cdc_reader_snapshots`.
 pub async fn ensure_progress_table(client: &Client) -> Result<(), SnapshotError> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS cdc_reader_incremental_snapshots (
-                 slot_name   text PRIMARY KEY,
-                 progress    jsonb NOT NULL,
-                 updated_at  timestamptz NOT NULL DEFAULT now()
-             )",
-        )
-        .await
-        .map_err(query_error("creating cdc_reader_incremental_snapshots"))
+    crate::snapshot::create_bookkeeping_table(
+        client,
+        "cdc_reader_incremental_snapshots",
+        "slot_name   text PRIMARY KEY,
+         progress    jsonb NOT NULL,
+         updated_at  timestamptz NOT NULL DEFAULT now()",
+    )
+    .await
 }
 
 /// The progress stored for `slot` (none yet: a fresh one).

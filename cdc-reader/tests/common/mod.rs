@@ -193,6 +193,30 @@ pub fn start_reader(args: ReaderArgs) -> (ReaderHandle, tokio::sync::oneshot::Se
     (handle, stop)
 }
 
+/// Like `wait_until_streaming`, but a reader that stopped on its own fails the test at once
+/// with the reader's error (instead of a minute later with "never started streaming").
+pub async fn wait_until_reader_streams(pool: &sqlx::PgPool, slot: &str, reader: &mut ReaderHandle) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if reader.is_finished() {
+            let ended = reader.await;
+            panic!("the reader of {slot} stopped before streaming: {ended:?}");
+        }
+        let streaming: Option<bool> = sqlx::query_scalar(
+            "SELECT active AND confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = $1",
+        )
+        .bind(slot)
+        .fetch_optional(pool)
+        .await
+        .expect("pg_replication_slots");
+        if streaming == Some(true) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the reader of {slot} never started streaming");
+}
+
 /// The reader as a separate process (so a test can kill -9 it), for test `name`, with `extra` flags.
 pub fn reader_process(
     name: &str,
