@@ -138,7 +138,7 @@ impl HeaderToField {
 pub type Headers = [(String, Option<Vec<u8>>)];
 
 /// The fields `--header-to-field` asks for, from the record's headers.
-fn header_fields(
+pub(crate) fn header_fields(
     mapping: &[HeaderToField],
     headers: &Headers,
 ) -> Result<Vec<(Field, Value)>, DecodeError> {
@@ -168,7 +168,7 @@ fn header_fields(
 }
 
 /// `row` with the header fields set (replacing a field of the same name).
-fn with_header_fields(mut row: Row, extra: &[(Field, Value)]) -> Row {
+pub(crate) fn with_header_fields(mut row: Row, extra: &[(Field, Value)]) -> Row {
     for (field, value) in extra {
         match row.fields.iter().position(|f| f.name == field.name) {
             Some(i) => {
@@ -272,6 +272,25 @@ impl Decoder {
         Ok(change)
     }
 
+    /// [`Self::decode_parts`] for a change event whose value schema has a plan: the payload
+    /// is read from its bytes in one pass ([`crate::envelope_plan`]). `None`: this payload is
+    /// not what the plan expects; decode it the general way.
+    pub fn decode_planned(
+        &mut self,
+        topic: &str,
+        key: Option<&Json>,
+        plan: &crate::envelope_plan::EnvelopePlan,
+        payload: &[u8],
+        headers: &Headers,
+    ) -> Option<Result<Option<RowChange>, DecodeError>> {
+        let decoded = plan.decode(self, key, payload, headers)?;
+        if let Ok(Some(change)) = &decoded {
+            self.table_of_topic
+                .insert(topic.to_string(), change.table().clone());
+        }
+        Some(decoded)
+    }
+
     fn tombstone(
         &mut self,
         topic: &str,
@@ -320,6 +339,19 @@ impl Decoder {
             .ok_or(DecodeError::NoSourceTable)?;
         let schema_name = source.and_then(|s| s.get("schema")).and_then(Json::as_str);
         let table = TableId::new(schema_name, table);
+        self.change_of(op, table, key, image)
+    }
+
+    /// What a change event's `op` asks of `table`; `image("after")` / `image("before")` give
+    /// the row images (with the header fields). Shared by the general path above and the
+    /// planned one ([`crate::envelope_plan`]).
+    pub(crate) fn change_of(
+        &self,
+        op: &str,
+        table: TableId,
+        key: Option<&Json>,
+        mut image: impl FnMut(&'static str) -> Result<Option<Row>, DecodeError>,
+    ) -> Result<Option<RowChange>, DecodeError> {
         match op {
             "c" | "r" | "u" => {
                 let after = image("after")?.ok_or(DecodeError::MissingImage {
@@ -512,7 +544,7 @@ fn split_schema(json: &Json) -> (Option<&Json>, &Json) {
     }
 }
 
-fn is_change_event(schema: Option<&Json>, payload: &Map<String, Json>) -> bool {
+pub(crate) fn is_change_event(schema: Option<&Json>, payload: &Map<String, Json>) -> bool {
     let named_envelope = schema
         .and_then(|s| s.get("name"))
         .and_then(Json::as_str)
@@ -662,7 +694,12 @@ pub fn field_type(schema: &Json) -> Result<FieldType, DecodeError> {
 }
 
 /// One JSON payload value under its schema -> a normalised [`Value`].
-fn convert(name: &str, schema: &Json, ty: &FieldType, json: &Json) -> Result<Value, DecodeError> {
+pub(crate) fn convert(
+    name: &str,
+    schema: &Json,
+    ty: &FieldType,
+    json: &Json,
+) -> Result<Value, DecodeError> {
     if json.is_null() {
         return Ok(Value::Null);
     }

@@ -132,7 +132,7 @@ impl Input {
     }
 
     /// A known schema whose bytes open `bytes`, and the payload's bytes after them.
-    fn known_schema<'a>(&self, bytes: &'a [u8]) -> Option<(Arc<Json>, &'a [u8])> {
+    pub fn known_schema<'a>(&self, bytes: &'a [u8]) -> Option<(Arc<Json>, &'a [u8])> {
         let rest = bytes.strip_prefix(SCHEMA_PREFIX)?;
         self.known.iter().rev().find_map(|(known, schema)| {
             let payload = rest

@@ -36,6 +36,7 @@ pub mod change;
 pub mod config;
 pub mod decode;
 pub mod dlq;
+pub mod envelope_plan;
 pub mod input;
 pub mod postgres;
 pub mod route;

@@ -3,22 +3,29 @@
 //! ```text
 //! start: assign every partition of --topics at the stored offsets
 //!        (PostgreSQL: table_sink_offsets in the target; Cassandra: the Kafka group's commits)
-//! loop {
-//!   poll up to --batch-size records or --batch-timeout
-//!   each record: bytes -> JSON (Avro via the registry) -> RowChange (decode) -> table (route)
-//!                or a dead letter (cannot decode, key does not fit)
+//! decode stage:                                 write stage:
+//!   poll up to --batch-size records               target.write(batch) ── Ok ──> (Kafka group
+//!     or --batch-timeout                             targets: commit the offsets now)
+//!   each record: bytes -> JSON or a planned       ── Record{index} ──> dead-letter that record,
+//!     payload (Avro via the registry)                                  write the rest again
+//!     -> RowChange (decode) -> table (route)      ── Unavailable ────> wait (backoff), write the
+//!     or a dead letter (cannot decode,                                 same batch again
+//!     key does not fit)
 //!   send the dead letters, wait for Kafka's ack
-//!   target.write(batch) ── Ok ─────────────> (Kafka group targets: commit the offsets now)
-//!                       ── Record{index} ──> dead-letter that record, write the rest again
-//!                       ── Unavailable ────> wait (backoff), write the same batch again
+//!   hand the batch over ──── channel of one batch ────>
 //! } until Ctrl-C / SIGTERM, or with --until-caught-up until every partition reached the end
-//!   offset it had at start
+//!   offset it had at start (the write stage then writes what was handed over, and ends)
 //! ```
+//!
+//! The two stages run in one task (`tokio::join!`): while the write stage waits for the target,
+//! the decode stage uses the CPU for the next batch. Batches are written in the order they were
+//! polled, one at a time.
 //!
 //! No offset moves past a record that was neither written nor dead-lettered: a batch is
 //! retried until the target takes it, and its offsets are stored only with (or after) it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -31,6 +38,7 @@ use crate::change::{Position, RowChange};
 use crate::config::SinkArgs;
 use crate::decode::{DecodeOptions, Decoder};
 use crate::dlq::{self, DeadLetter, RawRecord};
+use crate::envelope_plan::EnvelopePlans;
 use crate::input::{Input, InputError};
 use crate::route::Router;
 use crate::target::{Batch, OffsetStore, Target, TargetError};
@@ -112,23 +120,26 @@ pub async fn run<T: Target>(args: &SinkArgs, mut target: T) -> anyhow::Result<Ru
         "no topics to read: pass --topics a,b (or TABLE_SINK_TOPICS)"
     );
     let router = Router::new(&args.routes)?;
-    let mut decoder = Decoder::new(DecodeOptions {
+    let decoder = Decoder::new(DecodeOptions {
         primary_key_mode: args.primary_key_mode,
         primary_key_fields: args.primary_key_fields.clone(),
         delete_enabled: args.delete_enabled,
         truncate_enabled: args.truncate_enabled,
         header_to_field: args.header_to_field.clone(),
     });
-    let mut input = Input::new(&args.schema_registry_url);
+    let input = Input::new(&args.schema_registry_url);
     let group = args.group_id.clone();
-    let kafka: StreamConsumer = consumer::kafka::stream_consumer(&args.bootstrap_servers, &group)?;
+    let kafka: Arc<StreamConsumer> = Arc::new(consumer::kafka::stream_consumer(
+        &args.bootstrap_servers,
+        &group,
+    )?);
     let producer = consumer::kafka::producer(&args.bootstrap_servers)?;
     let mut summary = RunSummary::default();
     let mut backoff = Backoff::new(args.retry_backoff, args.retry_backoff_max);
 
     // The partitions (waiting for topics that do not exist yet) and where to start.
     let marks = retry_until_ok!(backoff, summary, "reading the topics' partitions", {
-        consumer::kafka::watermarks(&kafka, &topics)
+        consumer::kafka::watermarks(kafka.as_ref(), &topics)
     });
     let stored: BTreeMap<(String, i32), i64> = match target.offset_store() {
         OffsetStore::InTarget => retry_until_ok!(
@@ -185,170 +196,285 @@ pub async fn run<T: Target>(args: &SinkArgs, mut target: T) -> anyhow::Result<Ru
     });
     let mut last_log = Instant::now();
 
-    loop {
-        if let Some(ends) = &ends {
-            if caught_up(&kafka, ends, &next) {
-                break;
-            }
+    // Two stages, one task: while the target writes batch N (waiting on PostgreSQL or
+    // Cassandra), the decode stage polls and decodes batch N+1 (CPU). A channel of one batch
+    // between them keeps memory bounded and the order of the batches.
+    let (decoded_tx, mut decoded_rx) = tokio::sync::mpsc::channel::<DecodedBatch>(1);
+    let decode_stage = tokio::spawn(
+        DecodeStage {
+            kafka: kafka.clone(),
+            producer: producer.clone(),
+            args: args.clone(),
+            group: group.clone(),
+            input,
+            plans: EnvelopePlans::default(),
+            decoder,
+            router,
+            ends,
+            next,
         }
-        let records = tokio::select! {
-            records = poll_batch(&kafka, args.batch_size as usize, args.batch_timeout) => records,
-            _ = consumer::shutdown::requested() => break,
-        };
-        let records = match records {
-            Ok(records) => records,
-            Err(error) => {
-                tracing::warn!(error = %format!("{error:#}"), "reading from Kafka failed: waiting and trying again");
-                backoff.wait().await;
-                continue;
-            }
-        };
-        if records.is_empty() {
-            continue;
-        }
-        let batch_started = Instant::now();
-        summary.records += records.len() as u64;
-        let mut batch = Batch::default();
-        let mut sources: Vec<usize> = Vec::new(); // change -> index in `records`
-        let mut letters: Vec<DeadLetter> = Vec::new();
-        let mut batch_next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for (i, record) in records.iter().enumerate() {
-            batch_next.insert((record.topic.clone(), record.partition), record.offset + 1);
-            let decoded = loop {
-                match decode(&mut input, &mut decoder, &router, record).await {
-                    Err(InputError::Transient(reason)) => {
+        .run(decoded_tx),
+    );
+    let write_stage = async {
+        while let Some(decoded) = decoded_rx.recv().await {
+            let DecodedBatch {
+                records,
+                mut batch,
+                mut sources,
+                started: batch_started,
+                dead_lettered,
+            } = decoded;
+            summary.records += records.len() as u64;
+            summary.dead_letters += dead_lettered;
+            // Write; a record the target refuses is dead-lettered and the rest written again.
+            loop {
+                let write_started = Instant::now();
+                match target.write(&group, &batch).await {
+                    Ok(()) => {
+                        metrics::histogram!("pgcdc_table_sink_batch_write_seconds")
+                            .record(write_started.elapsed().as_secs_f64());
+                        backoff.reset();
+                        break;
+                    }
+                    Err(TargetError::Record { index, message }) if index < batch.changes.len() => {
+                        let (position, _) = batch.changes.remove(index);
+                        let record = records[sources.remove(index)].clone();
+                        tracing::warn!(%position, error = %message, "the target refuses this record: dead-lettering it");
+                        let letter = DeadLetter {
+                            record,
+                            class: "table_sink::target::TargetError",
+                            error: message,
+                        };
+                        dead_letter(
+                            &producer,
+                            args,
+                            &group,
+                            &[letter],
+                            &mut summary,
+                            &mut backoff,
+                        )
+                        .await;
+                    }
+                    Err(error) => {
                         summary.retries += 1;
-                        tracing::warn!(%reason, "waiting for the schema registry");
+                        metrics::counter!("pgcdc_table_sink_retries_total").increment(1);
+                        tracing::warn!(error = %error, target = %target.describe(), "cannot write the batch: waiting and trying again (nothing past it is committed)");
                         backoff.wait().await;
                     }
-                    other => break other,
-                }
-            };
-            backoff.reset();
-            match decoded {
-                Ok(Some(change)) => {
-                    batch.changes.push((position(record), change));
-                    sources.push(i);
-                }
-                Ok(None) => {
-                    summary.skipped += 1;
-                    metrics::counter!("pgcdc_table_sink_records_total", "topic" => record.topic.clone(), "outcome" => "skipped").increment(1);
-                }
-                Err(error) => letters.push(DeadLetter {
-                    record: record.clone(),
-                    class: "table_sink::decode::DecodeError",
-                    error: error.to_string(),
-                }),
-            }
-        }
-        batch.next_offsets = batch_next
-            .iter()
-            .map(|((topic, partition), offset)| Position {
-                topic: topic.clone(),
-                partition: *partition,
-                offset: *offset,
-            })
-            .collect();
-        dead_letter(
-            &producer,
-            args,
-            &group,
-            &letters,
-            &mut summary,
-            &mut backoff,
-        )
-        .await;
-
-        // Write; a record the target refuses is dead-lettered and the rest written again.
-        loop {
-            let write_started = Instant::now();
-            match target.write(&group, &batch).await {
-                Ok(()) => {
-                    metrics::histogram!("pgcdc_table_sink_batch_write_seconds")
-                        .record(write_started.elapsed().as_secs_f64());
-                    backoff.reset();
-                    break;
-                }
-                Err(TargetError::Record { index, message }) if index < batch.changes.len() => {
-                    let (position, _) = batch.changes.remove(index);
-                    let record = records[sources.remove(index)].clone();
-                    tracing::warn!(%position, error = %message, "the target refuses this record: dead-lettering it");
-                    let letter = DeadLetter {
-                        record,
-                        class: "table_sink::target::TargetError",
-                        error: message,
-                    };
-                    dead_letter(
-                        &producer,
-                        args,
-                        &group,
-                        &[letter],
-                        &mut summary,
-                        &mut backoff,
-                    )
-                    .await;
-                }
-                Err(error) => {
-                    summary.retries += 1;
-                    metrics::counter!("pgcdc_table_sink_retries_total").increment(1);
-                    tracing::warn!(error = %error, target = %target.describe(), "cannot write the batch: waiting and trying again (nothing past it is committed)");
-                    backoff.wait().await;
                 }
             }
-        }
-        if target.offset_store() == OffsetStore::KafkaGroup {
-            retry_until_ok!(backoff, summary, "committing the offsets to Kafka", {
-                commit(&kafka, &batch.next_offsets, CommitMode::Sync)
-            });
-        } else {
-            // Informational only (kafka-consumer-groups --describe): the target has the truth.
-            let _ = commit(&kafka, &batch.next_offsets, CommitMode::Async);
-        }
-        for (position, change) in &batch.changes {
-            metrics::counter!("pgcdc_table_sink_rows_written_total", "table" => change.table().to_string(), "op" => change.op()).increment(1);
-            metrics::counter!("pgcdc_table_sink_records_total", "topic" => position.topic.clone(), "outcome" => "written").increment(1);
-        }
-        if db::metrics::enabled() {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0);
-            for record in &records {
-                if let Some(ts) = record.timestamp_ms {
-                    metrics::histogram!("pgcdc_table_sink_end_to_end_latency_seconds")
-                        .record(((now_ms - ts).max(0) as f64) / 1000.0);
+            if target.offset_store() == OffsetStore::KafkaGroup {
+                retry_until_ok!(backoff, summary, "committing the offsets to Kafka", {
+                    commit(&kafka, &batch.next_offsets, CommitMode::Sync)
+                });
+            } else {
+                // Informational only (kafka-consumer-groups --describe): the target has the truth.
+                let _ = commit(&kafka, &batch.next_offsets, CommitMode::Async);
+            }
+            for (position, change) in &batch.changes {
+                metrics::counter!("pgcdc_table_sink_rows_written_total", "table" => change.table().to_string(), "op" => change.op()).increment(1);
+                metrics::counter!("pgcdc_table_sink_records_total", "topic" => position.topic.clone(), "outcome" => "written").increment(1);
+            }
+            if db::metrics::enabled() {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0);
+                for record in &records {
+                    if let Some(ts) = record.timestamp_ms {
+                        metrics::histogram!("pgcdc_table_sink_end_to_end_latency_seconds")
+                            .record(((now_ms - ts).max(0) as f64) / 1000.0);
+                    }
                 }
             }
+            summary.changes += batch.changes.len() as u64;
+            summary.batches += 1;
+            metrics::histogram!("pgcdc_table_sink_batch_seconds")
+                .record(batch_started.elapsed().as_secs_f64());
+            if let Some(bar) = &progress {
+                bar.inc(records.len() as u64);
+            }
+            if last_log.elapsed() > Duration::from_secs(5) {
+                last_log = Instant::now();
+                tracing::info!(
+                    records = summary.records,
+                    written = summary.changes,
+                    dead_letters = summary.dead_letters,
+                    rate = format!(
+                        "{:.0}/s",
+                        summary.records as f64 / started.elapsed().as_secs_f64().max(1e-9)
+                    ),
+                    "table-sink progress"
+                );
+            }
         }
-        summary.changes += batch.changes.len() as u64;
-        summary.batches += 1;
-        metrics::histogram!("pgcdc_table_sink_batch_seconds")
-            .record(batch_started.elapsed().as_secs_f64());
-        for (tp, offset) in batch_next {
-            next.insert(tp, offset);
-        }
-        if let Some(bar) = &progress {
-            bar.inc(records.len() as u64);
-        }
-        if last_log.elapsed() > Duration::from_secs(5) {
-            last_log = Instant::now();
-            tracing::info!(
-                records = summary.records,
-                written = summary.changes,
-                dead_letters = summary.dead_letters,
-                rate = format!(
-                    "{:.0}/s",
-                    summary.records as f64 / started.elapsed().as_secs_f64().max(1e-9)
-                ),
-                "table-sink progress"
-            );
-        }
-    }
+    };
+    write_stage.await;
+    let decode_summary = decode_stage
+        .await
+        .context("the decode stage of the sink failed")?;
+    // (The decode stage's dead letters were counted by the write stage, batch by batch.)
+    summary.skipped += decode_summary.skipped;
+    summary.retries += decode_summary.retries;
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// The decode stage (a task of its own, so that it decodes on one core while the write
+/// stage's target works on the other): polls, decodes, dead-letters, hands batches over.
+struct DecodeStage {
+    kafka: Arc<StreamConsumer>,
+    producer: rdkafka::producer::FutureProducer,
+    args: SinkArgs,
+    group: String,
+    input: Input,
+    plans: EnvelopePlans,
+    decoder: Decoder,
+    router: Router,
+    /// With --until-caught-up: the end offset of each partition at start.
+    ends: Option<BTreeMap<(String, i32), i64>>,
+    /// The next offset to poll, per partition.
+    next: BTreeMap<(String, i32), i64>,
+}
+
+impl DecodeStage {
+    async fn run(mut self, decoded_tx: tokio::sync::mpsc::Sender<DecodedBatch>) -> RunSummary {
+        let args = &self.args;
+        let mut summary = RunSummary::default();
+        let mut backoff = Backoff::new(args.retry_backoff, args.retry_backoff_max);
+        loop {
+            if let Some(ends) = &self.ends {
+                if caught_up(&self.kafka, ends, &self.next) {
+                    break;
+                }
+            }
+            let records = tokio::select! {
+                records = poll_batch(&self.kafka, args.batch_size as usize, args.batch_timeout) => records,
+                _ = consumer::shutdown::requested() => break,
+            };
+            let records = match records {
+                Ok(records) => records,
+                Err(error) => {
+                    tracing::warn!(error = %format!("{error:#}"), "reading from Kafka failed: waiting and trying again");
+                    backoff.wait().await;
+                    continue;
+                }
+            };
+            if records.is_empty() {
+                continue;
+            }
+            let (decoded, letters) = decode_batch(
+                records,
+                &mut self.input,
+                &mut self.plans,
+                &mut self.decoder,
+                &self.router,
+                &mut summary,
+                &mut backoff,
+            )
+            .await;
+            // The dead letters of a batch are in Kafka before its offsets can be stored.
+            dead_letter(
+                &self.producer,
+                args,
+                &self.group,
+                &letters,
+                &mut summary,
+                &mut backoff,
+            )
+            .await;
+            for position in &decoded.batch.next_offsets {
+                self.next.insert(
+                    (position.topic.clone(), position.partition),
+                    position.offset,
+                );
+            }
+            if decoded_tx.send(decoded).await.is_err() {
+                break;
+            }
+        }
+        summary
+    }
+}
+
+/// One polled batch, decoded: what the write stage needs.
+struct DecodedBatch {
+    records: Vec<RawRecord>,
+    batch: Batch,
+    /// change -> index in `records`
+    sources: Vec<usize>,
+    started: Instant,
+    /// Records of this batch the decode stage dead-lettered (already in Kafka).
+    dead_lettered: u64,
+}
+
+/// Decodes and routes one polled batch; the records that cannot be decoded come back as dead
+/// letters (still to send).
+async fn decode_batch(
+    records: Vec<RawRecord>,
+    input: &mut Input,
+    plans: &mut EnvelopePlans,
+    decoder: &mut Decoder,
+    router: &Router,
+    summary: &mut RunSummary,
+    backoff: &mut Backoff,
+) -> (DecodedBatch, Vec<DeadLetter>) {
+    let started = Instant::now();
+    let mut batch = Batch::default();
+    let mut sources: Vec<usize> = Vec::new();
+    let mut letters: Vec<DeadLetter> = Vec::new();
+    let mut batch_next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for (i, record) in records.iter().enumerate() {
+        batch_next.insert((record.topic.clone(), record.partition), record.offset + 1);
+        let decoded = loop {
+            match decode(input, plans, decoder, router, record).await {
+                Err(InputError::Transient(reason)) => {
+                    summary.retries += 1;
+                    tracing::warn!(%reason, "waiting for the schema registry");
+                    backoff.wait().await;
+                }
+                other => break other,
+            }
+        };
+        backoff.reset();
+        match decoded {
+            Ok(Some(change)) => {
+                batch.changes.push((position(record), change));
+                sources.push(i);
+            }
+            Ok(None) => {
+                summary.skipped += 1;
+                metrics::counter!("pgcdc_table_sink_records_total", "topic" => record.topic.clone(), "outcome" => "skipped").increment(1);
+            }
+            Err(error) => letters.push(DeadLetter {
+                record: record.clone(),
+                class: "table_sink::decode::DecodeError",
+                error: error.to_string(),
+            }),
+        }
+    }
+    batch.next_offsets = batch_next
+        .into_iter()
+        .map(|((topic, partition), offset)| Position {
+            topic,
+            partition,
+            offset,
+        })
+        .collect();
+    let dead_lettered = letters.len() as u64;
+    (
+        DecodedBatch {
+            records,
+            batch,
+            sources,
+            started,
+            dead_lettered,
+        },
+        letters,
+    )
 }
 
 fn position(record: &RawRecord) -> Position {
@@ -361,19 +487,34 @@ fn position(record: &RawRecord) -> Position {
 
 async fn decode(
     input: &mut Input,
+    plans: &mut EnvelopePlans,
     decoder: &mut Decoder,
     router: &Router,
     record: &RawRecord,
 ) -> Result<Option<RowChange>, InputError> {
     let key = input.json("key", record.key.as_deref()).await?;
-    let value = input.value(record.value.as_deref()).await?;
-    let change = decoder.decode_parts(
-        &record.topic,
-        key.as_ref(),
-        value.as_ref().and_then(|v| v.schema.as_deref()),
-        value.as_ref().map(|v| &v.payload),
-        &record.headers,
-    )?;
+    // JSON with a value schema met before: read the payload under the schema's plan.
+    let planned = record
+        .value
+        .as_deref()
+        .and_then(|bytes| input.known_schema(bytes))
+        .and_then(|(schema, payload)| {
+            let plan = plans.of(&schema)?;
+            decoder.decode_planned(&record.topic, key.as_ref(), &plan, payload, &record.headers)
+        });
+    let change = match planned {
+        Some(change) => change?,
+        None => {
+            let value = input.value(record.value.as_deref()).await?;
+            decoder.decode_parts(
+                &record.topic,
+                key.as_ref(),
+                value.as_ref().and_then(|v| v.schema.as_deref()),
+                value.as_ref().map(|v| &v.payload),
+                &record.headers,
+            )?
+        }
+    };
     Ok(change.map(|mut change| {
         let routed = router.route(&record.topic, change.table());
         *change.table_mut() = routed;
