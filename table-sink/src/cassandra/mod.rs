@@ -413,6 +413,24 @@ impl Target for CassandraTarget {
                         }
                         prepared_groups.push(prepared);
                     }
+                    // Partitions on the same replicas share a batch (plan::merge_by_replicas).
+                    let ring = self.session.get_cluster_state();
+                    let replicas = prepared_groups
+                        .iter()
+                        .map(|group| {
+                            let (prepared, statement) = group.first()?;
+                            let token = prepared.calculate_token(&statement.values).ok()??;
+                            let table = prepared.get_table_spec()?;
+                            let mut hosts: Vec<_> = ring
+                                .get_token_endpoints(table.ks_name(), table.table_name(), token)
+                                .iter()
+                                .map(|(node, _)| node.host_id)
+                                .collect();
+                            hosts.sort();
+                            Some(hosts)
+                        })
+                        .collect();
+                    let prepared_groups = plan::merge_by_replicas(prepared_groups, replicas);
                     let session = &self.session;
                     let consistency = self.options.consistency.driver();
                     // Up to CONCURRENT_GROUPS groups in flight; the first failure ends the step.

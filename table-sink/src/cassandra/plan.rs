@@ -7,6 +7,8 @@
 //!                            statements one timestamp, where a delete would beat an upsert)
 //!                        ──> grouped by partition key, at most MAX_BATCH statements each:
 //!                            one unlogged batch per group (one partition: atomic, one round trip)
+//!                        ──> (the target, which knows the ring) partitions on the same replicas
+//!                            merged, up to PARTITIONS_PER_BATCH per batch: merge_by_replicas
 //! ```
 //!
 //! Groups touch disjoint rows, so the target may send them concurrently. The CQL text builders
@@ -22,6 +24,45 @@ use crate::change::{Position, Row, RowChange};
 
 /// Most statements in one unlogged batch (Cassandra warns at 5 KiB of batch, refuses at 50).
 pub const MAX_BATCH: usize = 32;
+
+/// Most partitions in one unlogged batch of partitions that live on the same replicas:
+/// Cassandra's `unlogged_batch_across_partitions_warn_threshold` is 10.
+pub const PARTITIONS_PER_BATCH: usize = 10;
+
+/// Merges partition groups whose partitions live on the same replicas (`replicas[i]` for
+/// `groups[i]`; `None`: not known, the group stays alone) into unlogged batches of at most
+/// [`PARTITIONS_PER_BATCH`] partitions and [`MAX_BATCH`] statements: DSBulk's `REPLICA_SET`
+/// batch mode. The coordinator that gets such a batch (the driver sends it to one of those
+/// replicas) writes it locally instead of forwarding each row, and one request carries ten
+/// rows: on a single node, every partition. Rows stay distinct (one statement per row), so a
+/// batch's single timestamp decides nothing between them.
+pub fn merge_by_replicas<T, K: Eq + std::hash::Hash>(
+    groups: Vec<Vec<T>>,
+    replicas: Vec<Option<K>>,
+) -> Vec<Vec<T>> {
+    let mut merged: Vec<(Vec<T>, usize)> = Vec::new(); // (statements, partitions)
+    let mut open: HashMap<K, usize> = HashMap::new(); // replica set -> its batch being filled
+    for (group, replica_set) in groups.into_iter().zip(replicas) {
+        let Some(replica_set) = replica_set else {
+            merged.push((group, 1));
+            continue;
+        };
+        match open.get(&replica_set).copied() {
+            Some(at)
+                if merged[at].1 < PARTITIONS_PER_BATCH
+                    && merged[at].0.len() + group.len() <= MAX_BATCH =>
+            {
+                merged[at].0.extend(group);
+                merged[at].1 += 1;
+            }
+            _ => {
+                open.insert(replica_set, merged.len());
+                merged.push((group, 1));
+            }
+        }
+    }
+    merged.into_iter().map(|(group, _)| group).collect()
+}
 
 /// Double-quotes a CQL identifier (`"` doubled).
 pub fn quote(name: &str) -> String {
@@ -574,5 +615,27 @@ mod tests {
         };
         let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![MAX_BATCH, MAX_BATCH, 1]);
+    }
+
+    #[test]
+    fn partitions_on_the_same_replicas_share_batches_of_ten() {
+        // 25 one-row partitions on replicas A, 3 on B, one unknown, one of 30 rows on A.
+        let mut groups: Vec<Vec<u32>> = (0..25).map(|i| vec![i]).collect();
+        let mut replicas: Vec<Option<&str>> = vec![Some("A"); 25];
+        groups.extend((100..103).map(|i| vec![i]));
+        replicas.extend([Some("B"); 3]);
+        groups.push(vec![200]);
+        replicas.push(None);
+        groups.push((300..330).collect());
+        replicas.push(Some("A"));
+        let merged = merge_by_replicas(groups, replicas);
+        let sizes: Vec<usize> = merged.iter().map(Vec::len).collect();
+        // A: 10, 10, then 5 + (30 rows do not fit in 32) -> alone; B: 3; the unknown alone.
+        assert_eq!(sizes, vec![10, 10, 5, 3, 1, 30]);
+        let mut all: Vec<u32> = merged.concat();
+        all.sort();
+        assert_eq!(all.len(), 25 + 3 + 1 + 30, "every statement once");
+        all.dedup();
+        assert_eq!(all.len(), 59);
     }
 }
