@@ -7,6 +7,9 @@
 #   bench/latency.sh --rates "1000 5000"      other rates (row changes per second)
 #   BENCH_PROFILE=release bench/latency.sh    release binaries (default: the debug build, whose
 #                                             dependencies are optimized, see Cargo.toml)
+#   bench/latency.sh --sink postgres          also table-sink on the orders and order_items topics
+#   bench/latency.sh --sink cassandra         (into bench_latency_mirror / keyspace bench_latency):
+#                                             its source COMMIT -> rows written, in three more columns
 #
 # Per rate: a database of its own (bench_latency), cdc-reader and the consumer started with
 # --metrics-listen, a 5 s warm-up write (the topic appears, the consumer finds it and gets its
@@ -23,19 +26,22 @@ cd "$ROOT"
 
 DURATION=60s
 RATES="1000 5000 10000"
+SINK=
 while (($#)); do
   case $1 in
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     --duration) DURATION=${2:?--duration needs a value, e.g. 10s}; shift 2 ;;
     --rates) RATES=${2:?--rates needs a list, e.g. \"1000 5000\"}; shift 2 ;;
+    --sink) SINK=${2:?--sink needs a target: postgres or cassandra}; shift 2 ;;
     *) die "unknown argument '$1' (see bench/latency.sh --help)" ;;
   esac
 done
 [[ $DURATION =~ ^[0-9]+s$ ]] || die "--duration takes whole seconds, e.g. 10s (got '$DURATION')"
-stop_if_dry_run "bench/latency.sh --duration $DURATION --rates $RATES"
+[[ -z $SINK || $SINK == postgres || $SINK == cassandra ]] || die "--sink is postgres or cassandra (got '$SINK')"
+stop_if_dry_run "bench/latency.sh --duration $DURATION --rates $RATES${SINK:+ --sink $SINK}"
 
 PROFILE=${BENCH_PROFILE:-debug}
-"$ROOT/scripts/stack" up >/dev/null
+if [[ $SINK == cassandra ]]; then "$ROOT/scripts/stack" up --with cassandra >/dev/null; else "$ROOT/scripts/stack" up >/dev/null; fi
 say "building the binaries ($PROFILE)"
 build_workspace_bins "$PROFILE"
 BIN=$ROOT/target/$PROFILE
@@ -47,6 +53,10 @@ export DATABASE_URL="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$DB"
 export KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_DEFAULT
 READER_METRICS=127.0.0.1:${BENCH_READER_METRICS_PORT:-9111}
 CONSUMER_METRICS=127.0.0.1:${BENCH_CONSUMER_METRICS_PORT:-9112}
+SINK_METRICS=127.0.0.1:${BENCH_SINK_METRICS_PORT:-9113}
+MIRROR=bench_latency_mirror
+CASSANDRA=${CASSANDRA_CONTACT_POINTS:-$CASSANDRA_CONTACT_POINTS_DEFAULT}
+CASSANDRA=${CASSANDRA%%,*}
 LOGS=$PLAY/bench-latency
 mkdir -p "$LOGS"
 pids=()
@@ -107,11 +117,26 @@ for rate in $RATES; do
   "$BIN/consumer" --topics "$prefix.public.orders" --group-id "bench-latency-$prefix" \
     --metrics-listen "$CONSUMER_METRICS" >"$LOGS/consumer-$rate.log" 2>&1 &
   pids+=($!)
+  if [[ -n $SINK ]]; then
+    if [[ $SINK == postgres ]]; then
+      "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $MIRROR WITH (FORCE)" -c "CREATE DATABASE $MIRROR" >/dev/null
+      sink_to=(--to "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$MIRROR" --schema-evolution basic)
+    else
+      python3 scripts/cql_probe.py "$CASSANDRA" --query "DROP KEYSPACE IF EXISTS bench_latency" >/dev/null
+      sink_to=(--to "cassandra://$CASSANDRA/bench_latency" --auto-create --consistency one)
+    fi
+    # Short polls: at a steady rate a batch is what arrived in 100 ms, not 10,000 records.
+    "$BIN/table-sink" --topics "$prefix.public.orders,$prefix.public.order_items" "${sink_to[@]}" \
+      --group-id "bench-latency-sink-$prefix" --batch-timeout 100ms \
+      --metrics-listen "$SINK_METRICS" >"$LOGS/table-sink-$rate.log" 2>&1 &
+    pids+=($!)
+  fi
   sleep 2
   # Warm-up: the first records create the topic; the consumer finds it on its next metadata refresh.
   "$BIN/producer" --duration 5s --rate 50 --no-progress --seed 7 >"$LOGS/producer-warmup-$rate.log" 2>&1
   sleep 3
   reader_before=$(curl -sf --max-time 5 "http://$READER_METRICS/metrics" || true)
+  sink_before=$([[ -n $SINK ]] && curl -sf --max-time 5 "http://$SINK_METRICS/metrics" || true)
   consumer_before=$(curl -sf --max-time 5 "http://$CONSUMER_METRICS/metrics" || true)
   # ~5 row changes per operation on average (creates write 5 rows, the rest 1-2): operations/s = rate / 4.
   "$BIN/producer" --duration "$DURATION" --rate $((rate / 4)) --concurrency 4 --no-progress \
@@ -125,17 +150,38 @@ for rate in $RATES; do
     else zero=0; fi
     sleep 1
   done
+  if [[ -n $SINK ]]; then
+    # The sink is caught up when its record count stands still for 3 s.
+    last=-1 still=0
+    for _ in $(seq 1 300); do
+      page=$(curl -sf --max-time 2 "http://$SINK_METRICS/metrics" || true)
+      now=$(metric_sum "$page" pgcdc_table_sink_records_total)
+      if [[ $now == "$last" ]]; then still=$((still + 1)); ((still >= 3)) && break; else still=0; fi
+      last=$now
+      sleep 1
+    done
+    sink=$(curl -sf --max-time 5 "http://$SINK_METRICS/metrics")
+    read -r s50 s95 s99 scount < <(quantiles "$sink" pgcdc_table_sink_end_to_end_latency_seconds "$sink_before")
+    sink_cells=" $s50 | $s95 | $s99 | $scount |"
+  else
+    sink_cells=""
+  fi
   reader=$(curl -sf --max-time 5 "http://$READER_METRICS/metrics")
   consumer=$(curl -sf --max-time 5 "http://$CONSUMER_METRICS/metrics")
   seconds=${DURATION%s}
   changes=$(($(metric_sum "$reader" pgcdc_reader_changes_total) - $(metric_sum "$reader_before" pgcdc_reader_changes_total)))
   read -r e50 e95 e99 ecount < <(quantiles "$consumer" pgcdc_consumer_end_to_end_latency_seconds "$consumer_before")
   read -r a50 a95 a99 _ < <(quantiles "$reader" pgcdc_reader_commit_to_ack_seconds "$reader_before")
-  rows+=("| $rate | $((changes / seconds)) | $e50 | $e95 | $e99 | $a50 | $a95 | $a99 | $ecount |")
+  rows+=("| $rate | $((changes / seconds)) | $e50 | $e95 | $e99 | $a50 | $a95 | $a99 | $ecount |$sink_cells")
   cleanup; pids=()
 done
 
-printf '\n| target changes/s | measured changes/s | e2e p50 ms | e2e p95 ms | e2e p99 ms | commit->ack p50 ms | p95 ms | p99 ms | e2e observations |\n'
-printf '|---|---|---|---|---|---|---|---|---|\n'
+if [[ -n $SINK ]]; then
+  printf '\n| target changes/s | measured changes/s | e2e p50 ms | e2e p95 ms | e2e p99 ms | commit->ack p50 ms | p95 ms | p99 ms | e2e observations | sink (%s) p50 ms | sink p95 ms | sink p99 ms | sink observations |\n' "$SINK"
+  printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+else
+  printf '\n| target changes/s | measured changes/s | e2e p50 ms | e2e p95 ms | e2e p99 ms | commit->ack p50 ms | p95 ms | p99 ms | e2e observations |\n'
+  printf '|---|---|---|---|---|---|---|---|---|\n'
+fi
 printf '%s\n' "${rows[@]}"
 printf '\n(%s build, %s, load average %s)\n' "$PROFILE" "$(nproc) cores" "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -198,6 +198,8 @@ pub fn parse_json(part: &'static str, bytes: &[u8]) -> Result<Json, DecodeError>
 pub struct Decoder {
     options: DecodeOptions,
     table_of_topic: HashMap<String, TableId>,
+    /// The source commit time of the last change event decoded (for the latency metric).
+    source_commit_us: Option<i64>,
 }
 
 impl Decoder {
@@ -205,11 +207,18 @@ impl Decoder {
         Self {
             options,
             table_of_topic: HashMap::new(),
+            source_commit_us: None,
         }
     }
 
     pub fn options(&self) -> &DecodeOptions {
         &self.options
+    }
+
+    /// The source commit time (microseconds since the epoch: `source.ts_us`, else `ts_ms`) of
+    /// the change event decoded last, once; `None` for other records.
+    pub fn take_source_commit_us(&mut self) -> Option<i64> {
+        self.source_commit_us.take()
     }
 
     /// One record (key and value already parsed as JSON; `None` = a null key / a tombstone)
@@ -256,8 +265,12 @@ impl Decoder {
         let Json::Object(object) = payload else {
             return Err(DecodeError::NotAnObject(json_kind(payload)));
         };
+        self.source_commit_us = None;
         let extra = header_fields(&self.options.header_to_field, headers)?;
         let change = if is_change_event(schema, object) {
+            let source = object.get("source");
+            let ts = |name: &str| source.and_then(|s| s.get(name)).and_then(Json::as_i64);
+            self.source_commit_us = ts("ts_us").or(ts("ts_ms").map(|ms| ms * 1000));
             self.change_event(key, schema, object, &extra)?
         } else {
             let table = TableId::new(None, &topic.replace('.', "_"));
@@ -283,7 +296,8 @@ impl Decoder {
         payload: &[u8],
         headers: &Headers,
     ) -> Option<Result<Option<RowChange>, DecodeError>> {
-        let decoded = plan.decode(self, key, payload, headers)?;
+        let (decoded, commit_us) = plan.decode(self, key, payload, headers)?;
+        self.source_commit_us = commit_us;
         if let Ok(Some(change)) = &decoded {
             self.table_of_topic
                 .insert(topic.to_string(), change.table().clone());

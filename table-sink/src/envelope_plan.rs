@@ -128,9 +128,10 @@ impl EnvelopePlan {
         key: Option<&Json>,
         payload: &[u8],
         headers: &Headers,
-    ) -> Option<Result<Option<RowChange>, DecodeError>> {
+    ) -> Option<(Result<Option<RowChange>, DecodeError>, Option<i64>)> {
         let mut payload = self.read(payload)?;
-        Some(payload.change(self, decoder, key, headers))
+        let commit_us = payload.source.as_ref().and_then(|s| s.2);
+        Some((payload.change(self, decoder, key, headers), commit_us))
     }
 }
 
@@ -138,8 +139,9 @@ impl EnvelopePlan {
 #[derive(Debug, Default)]
 struct Payload {
     op: Option<String>,
-    /// `source.schema` and `source.table` (`None` inside: absent or not a string).
-    source: Option<(Option<String>, Option<String>)>,
+    /// `source.schema`, `source.table` (`None` inside: absent or not a string) and the
+    /// source commit time in microseconds (`source.ts_us`, else `ts_ms`).
+    source: Option<(Option<String>, Option<String>, Option<i64>)>,
     /// Absent or null: `None`.
     before: Option<Vec<Json>>,
     after: Option<Vec<Json>>,
@@ -158,7 +160,7 @@ impl Payload {
         if op == "m" {
             return Ok(None);
         }
-        let (schema_name, table) = self.source.take().unwrap_or((None, None));
+        let (schema_name, table, _) = self.source.take().unwrap_or((None, None, None));
         let table = table.ok_or(DecodeError::NoSourceTable)?;
         let table = TableId::new(schema_name.as_deref(), &table);
         let mut before = self.before.take();
@@ -236,7 +238,7 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
 struct SourceSeed;
 
 impl<'de> DeserializeSeed<'de> for SourceSeed {
-    type Value = Option<(Option<String>, Option<String>)>;
+    type Value = Option<(Option<String>, Option<String>, Option<i64>)>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_option(self)
@@ -244,7 +246,7 @@ impl<'de> DeserializeSeed<'de> for SourceSeed {
 }
 
 impl<'de> Visitor<'de> for SourceSeed {
-    type Value = Option<(Option<String>, Option<String>)>;
+    type Value = Option<(Option<String>, Option<String>, Option<i64>)>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a source block")
@@ -259,7 +261,7 @@ impl<'de> Visitor<'de> for SourceSeed {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (mut schema, mut table) = (None, None);
+        let (mut schema, mut table, mut ts_us, mut ts_ms) = (None, None, None, None);
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             // As the general path reads them: a value that is not a string counts as absent.
             let text = |json: Json| match json {
@@ -269,12 +271,14 @@ impl<'de> Visitor<'de> for SourceSeed {
             match key.as_ref() {
                 "schema" => schema = text(map.next_value()?),
                 "table" => table = text(map.next_value()?),
+                "ts_us" => ts_us = map.next_value::<Json>()?.as_i64(),
+                "ts_ms" => ts_ms = map.next_value::<Json>()?.as_i64(),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(Some((schema, table)))
+        Ok(Some((schema, table, ts_us.or(ts_ms.map(|ms| ms * 1000)))))
     }
 }
 
@@ -389,7 +393,7 @@ mod tests {
 
     fn source() -> Json {
         json!({"version":"3.6.1","connector":"postgresql","name":"dbserver1","schema":"public",
-               "table":"orders","lsn":1,"snapshot":"false"})
+               "table":"orders","lsn":1,"snapshot":"false","ts_ms":1764771600123i64})
     }
 
     fn decoders() -> Vec<Decoder> {
@@ -425,7 +429,8 @@ mod tests {
         let bytes = serde_json::to_vec(payload).unwrap();
         let mut applied = true;
         for mut decoder in decoders() {
-            let general = decoder.clone().decode_parts(
+            let mut general_decoder = decoder.clone();
+            let general = general_decoder.decode_parts(
                 "dbserver1.public.orders",
                 key,
                 Some(&schema),
@@ -433,7 +438,14 @@ mod tests {
                 headers,
             );
             match decoder.decode_planned("dbserver1.public.orders", key, &plan, &bytes, headers) {
-                Some(planned) => assert_eq!(planned, general, "payload {payload}"),
+                Some(planned) => {
+                    assert_eq!(planned, general, "payload {payload}");
+                    assert_eq!(
+                        decoder.take_source_commit_us(),
+                        general_decoder.take_source_commit_us(),
+                        "source commit of {payload}"
+                    );
+                }
                 None => applied = false,
             }
         }
@@ -456,6 +468,7 @@ mod tests {
             json!({"op":"c","after":{"status":"PAID","id":7,"extra":[1,2],"total":"AA==","created_at":"x"},"source":source()}),
             // Odd but well-formed: errors must be the general path's.
             json!({"after":order(7),"source":{"schema":"public"},"op":"c"}),
+            json!({"after":order(7),"source":{"schema":"public","table":"orders","ts_us":1764771600123456i64,"ts_ms":1},"op":"c"}),
             json!({"after":order(7),"source":null,"op":"c"}),
             json!({"after":order(7),"source":{"table":5},"op":"c"}),
             json!({"after":order(7),"source":source(),"op":"x"}),

@@ -223,6 +223,7 @@ pub async fn run<T: Target>(args: &SinkArgs, mut target: T) -> anyhow::Result<Ru
                 mut sources,
                 started: batch_started,
                 dead_lettered,
+                source_commits_us,
             } = decoded;
             summary.records += records.len() as u64;
             summary.dead_letters += dead_lettered;
@@ -276,14 +277,17 @@ pub async fn run<T: Target>(args: &SinkArgs, mut target: T) -> anyhow::Result<Ru
                 metrics::counter!("pgcdc_table_sink_records_total", "topic" => position.topic.clone(), "outcome" => "written").increment(1);
             }
             if db::metrics::enabled() {
-                let now_ms = std::time::SystemTime::now()
+                // From the source commit (a change event's `source.ts_us`), else from the
+                // record's Kafka timestamp, to now: the batch is written.
+                let now_us = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
+                    .map(|d| d.as_micros() as i64)
                     .unwrap_or(0);
-                for record in &records {
-                    if let Some(ts) = record.timestamp_ms {
+                for (record, commit_us) in records.iter().zip(&source_commits_us) {
+                    let since_us = commit_us.or(record.timestamp_ms.map(|ms| ms * 1000));
+                    if let Some(since_us) = since_us {
                         metrics::histogram!("pgcdc_table_sink_end_to_end_latency_seconds")
-                            .record(((now_ms - ts).max(0) as f64) / 1000.0);
+                            .record(((now_us - since_us).max(0) as f64) / 1e6);
                     }
                 }
             }
@@ -409,6 +413,8 @@ struct DecodedBatch {
     started: Instant,
     /// Records of this batch the decode stage dead-lettered (already in Kafka).
     dead_lettered: u64,
+    /// Per record: the source commit time of a change event (`source.ts_us`), if it has one.
+    source_commits_us: Vec<Option<i64>>,
 }
 
 /// Decodes and routes one polled batch; the records that cannot be decoded come back as dead
@@ -427,6 +433,7 @@ async fn decode_batch(
     let mut sources: Vec<usize> = Vec::new();
     let mut letters: Vec<DeadLetter> = Vec::new();
     let mut batch_next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut source_commits_us = Vec::with_capacity(records.len());
     for (i, record) in records.iter().enumerate() {
         batch_next.insert((record.topic.clone(), record.partition), record.offset + 1);
         let decoded = loop {
@@ -440,6 +447,7 @@ async fn decode_batch(
             }
         };
         backoff.reset();
+        source_commits_us.push(decoder.take_source_commit_us());
         match decoded {
             Ok(Some(change)) => {
                 batch.changes.push((position(record), change));
@@ -472,6 +480,7 @@ async fn decode_batch(
             sources,
             started,
             dead_lettered,
+            source_commits_us,
         },
         letters,
     )
