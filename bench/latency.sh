@@ -125,9 +125,8 @@ for rate in $RATES; do
       python3 scripts/cql_probe.py "$CASSANDRA" --query "DROP KEYSPACE IF EXISTS bench_latency" >/dev/null
       sink_to=(--to "cassandra://$CASSANDRA/bench_latency" --auto-create --consistency one)
     fi
-    # Short polls: at a steady rate a batch is what arrived in 100 ms, not 10,000 records.
     "$BIN/table-sink" --topics "$prefix.public.orders,$prefix.public.order_items" "${sink_to[@]}" \
-      --group-id "bench-latency-sink-$prefix" --batch-timeout 100ms \
+      --group-id "bench-latency-sink-$prefix" \
       --metrics-listen "$SINK_METRICS" >"$LOGS/table-sink-$rate.log" 2>&1 &
     pids+=($!)
   fi

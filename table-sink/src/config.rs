@@ -182,6 +182,12 @@ pub struct SinkArgs {
     #[arg(long, env = "TABLE_SINK_BATCH_TIMEOUT", default_value = "200ms", value_parser = humantime::parse_duration, global = true)]
     pub batch_timeout: Duration,
 
+    /// A batch also ends when no record came for this long (Kafka has nothing more right now):
+    /// under a backlog batches fill up, in a steady stream rows are written within
+    /// milliseconds instead of waiting out --batch-timeout.
+    #[arg(long, env = "TABLE_SINK_BATCH_IDLE", default_value = "5ms", value_parser = humantime::parse_duration, global = true)]
+    pub batch_idle: Duration,
+
     /// First wait after the target or Kafka failed; doubles up to --retry-backoff-max. Never gives up.
     #[arg(long, env = "TABLE_SINK_RETRY_BACKOFF", default_value = "500ms", value_parser = humantime::parse_duration, global = true)]
     pub retry_backoff: Duration,

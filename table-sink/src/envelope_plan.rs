@@ -78,6 +78,9 @@ impl ImagePlan {
     }
 }
 
+/// What decoding a record gives: the change it asks for (if any), or why it cannot.
+pub type Decoded = Result<Option<RowChange>, DecodeError>;
+
 /// The plan of a Debezium envelope schema: its `before` and `after` images.
 #[derive(Debug)]
 pub struct EnvelopePlan {
@@ -128,7 +131,7 @@ impl EnvelopePlan {
         key: Option<&Json>,
         payload: &[u8],
         headers: &Headers,
-    ) -> Option<(Result<Option<RowChange>, DecodeError>, Option<i64>)> {
+    ) -> Option<(Decoded, Option<i64>)> {
         let mut payload = self.read(payload)?;
         let commit_us = payload.source.as_ref().and_then(|s| s.2);
         Some((payload.change(self, decoder, key, headers), commit_us))

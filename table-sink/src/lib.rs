@@ -28,8 +28,8 @@
 //! - [`sink`]: the loop: poll, decode, route, write, dead-letter, retry.
 //! - [`dlq`]: the dead-letter topic (`table-sink dlq` lists it).
 //!
-//! Pure (values in, values out, unit-tested without servers): `change`, `decode`, `route`,
-//! `target`, `postgres::{plan, sql, types}`, `cassandra::{plan, types}`.
+//! Pure (values in, values out, unit-tested without servers): `change`, `decode`,
+//! `envelope_plan`, `route`, `target`, `postgres::{plan, sql, types}`, `cassandra::{plan, types}`.
 
 pub mod cassandra;
 pub mod change;

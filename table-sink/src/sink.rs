@@ -5,7 +5,7 @@
 //!        (PostgreSQL: table_sink_offsets in the target; Cassandra: the Kafka group's commits)
 //! decode stage:                                 write stage:
 //!   poll up to --batch-size records               target.write(batch) ── Ok ──> (Kafka group
-//!     or --batch-timeout                             targets: commit the offsets now)
+//!     or --batch-timeout (or --batch-idle)           targets: commit the offsets now)
 //!   each record: bytes -> JSON or a planned       ── Record{index} ──> dead-letter that record,
 //!     payload (Avro via the registry)                                  write the rest again
 //!     -> RowChange (decode) -> table (route)      ── Unavailable ────> wait (backoff), write the
@@ -356,7 +356,7 @@ impl DecodeStage {
                 }
             }
             let records = tokio::select! {
-                records = poll_batch(&self.kafka, args.batch_size as usize, args.batch_timeout) => records,
+                records = poll_batch(&self.kafka, args.batch_size as usize, args.batch_timeout, args.batch_idle) => records,
                 _ = consumer::shutdown::requested() => break,
             };
             let records = match records {
@@ -557,16 +557,25 @@ async fn dead_letter(
     summary.dead_letters += letters.len() as u64;
 }
 
-/// Up to `max` records, waiting at most `timeout` for the batch to fill.
+/// Up to `max` records, within `timeout`; the batch also ends when none came for `idle`
+/// (librdkafka has nothing queued: Kafka has nothing more right now). A backlog gives full
+/// batches; a steady flow is written within milliseconds instead of waiting out `timeout`
+/// (the consumer's batches end the same way, `consumer/src/consume.rs`).
 async fn poll_batch(
     kafka: &StreamConsumer,
     max: usize,
     timeout: Duration,
+    idle: Duration,
 ) -> anyhow::Result<Vec<RawRecord>> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut records = Vec::new();
     while records.len() < max {
-        let message = match tokio::time::timeout_at(deadline, kafka.recv()).await {
+        let until = if records.is_empty() {
+            deadline
+        } else {
+            (tokio::time::Instant::now() + idle).min(deadline)
+        };
+        let message = match tokio::time::timeout_at(until, kafka.recv()).await {
             Err(_) => break,
             Ok(message) => message.context("Kafka")?,
         };
