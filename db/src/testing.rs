@@ -65,14 +65,7 @@ pub fn slot_name(name: &str) -> String {
 pub async fn wait_until_streaming(pool: &PgPool, slot: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let streaming: Option<bool> = sqlx::query_scalar(
-            "SELECT active AND confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = $1",
-        )
-        .bind(slot)
-        .fetch_optional(pool)
-        .await
-        .expect("pg_replication_slots");
-        if streaming == Some(true) {
+        if is_streaming(pool, slot).await {
             return;
         }
         assert!(
@@ -81,6 +74,18 @@ pub async fn wait_until_streaming(pool: &PgPool, slot: &str) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// Is a reader streaming from `slot` now (active, with a confirmed position)?
+pub async fn is_streaming(pool: &PgPool, slot: &str) -> bool {
+    let streaming: Option<bool> = sqlx::query_scalar(
+        "SELECT active AND confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = $1",
+    )
+    .bind(slot)
+    .fetch_optional(pool)
+    .await
+    .expect("pg_replication_slots");
+    streaming == Some(true)
 }
 
 /// A migrated database named `test_<name>_<pid>` on the test server; returns its URL and a pool.

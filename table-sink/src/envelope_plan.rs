@@ -21,6 +21,7 @@
 //! (a test compares the two on every kind of record). The conversions themselves are
 //! `decode::convert`, shared.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -184,6 +185,34 @@ impl Payload {
     }
 }
 
+/// An object key, borrowed from the payload's bytes when it has no escapes (serde's own
+/// `Cow<str>` always allocates).
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(key))
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(key.to_string()))
+    }
+}
+
 /// The payload object: `op`, `source`, `before`, `after`; anything else is skipped.
 struct PayloadSeed<'p>(&'p EnvelopePlan);
 
@@ -204,7 +233,7 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Payload, A::Error> {
         let mut payload = Payload::default();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
             match key.as_ref() {
                 "op" => payload.op = map.next_value::<Option<String>>()?,
                 "source" => payload.source = map.next_value_seed(SourceSeed)?,
@@ -265,7 +294,7 @@ impl<'de> Visitor<'de> for SourceSeed {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let (mut schema, mut table, mut ts_us, mut ts_ms) = (None, None, None, None);
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
             // As the general path reads them: a value that is not a string counts as absent.
             let text = |json: Json| match json {
                 Json::String(s) => Some(s),
@@ -315,7 +344,7 @@ impl<'de> Visitor<'de> for ImageSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut values = vec![Json::Null; self.0.fields.len()];
         let mut expected = 0;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
             match self.0.slot(&key, expected) {
                 Some(slot) => {
                     values[slot] = map.next_value()?;
@@ -510,6 +539,18 @@ mod tests {
         let schema = Arc::new(envelope_schema());
         let first = plans.of(&schema).unwrap();
         assert!(Arc::ptr_eq(&first, &plans.of(&schema).unwrap()));
+    }
+
+    #[test]
+    fn keys_with_escapes_find_their_fields() {
+        let plan = EnvelopePlan::of(&envelope_schema()).unwrap();
+        let payload = plan
+            .read(br#"{"op":"c","after":{"id":7,"st\u0061tus":"NEW"},"source":{"table":"orders"}}"#)
+            .unwrap();
+        let after = payload.after.unwrap();
+        assert_eq!(after[0], json!(7));
+        assert_eq!(after[1], json!("NEW"));
+        assert!(plan.read(br#"{"op":"c"} trailing"#).is_none());
     }
 
     fn scalar() -> impl Strategy<Value = Json> {

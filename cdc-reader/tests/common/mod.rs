@@ -202,14 +202,7 @@ pub async fn wait_until_reader_streams(pool: &sqlx::PgPool, slot: &str, reader: 
             let ended = reader.await;
             panic!("the reader of {slot} stopped before streaming: {ended:?}");
         }
-        let streaming: Option<bool> = sqlx::query_scalar(
-            "SELECT active AND confirmed_flush_lsn IS NOT NULL FROM pg_replication_slots WHERE slot_name = $1",
-        )
-        .bind(slot)
-        .fetch_optional(pool)
-        .await
-        .expect("pg_replication_slots");
-        if streaming == Some(true) {
+        if db::testing::is_streaming(pool, slot).await {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
