@@ -15,8 +15,20 @@
 //!
 //! Every connection imports the one exported snapshot, so all of them see exactly the rows
 //! committed before the slot's consistent point: no row missing, none doubled. A table with a
-//! one-column integer primary key and more than [`SPLIT_ABOVE_ROWS`] rows (PostgreSQL's
-//! estimate) is split into key ranges, so a big table is not one long cursor. The stream takes
+//! one-column primary key and more than [`SPLIT_ABOVE_ROWS`] rows (PostgreSQL's estimate) is
+//! split into key ranges, so a big table is not one long cursor: an integer key into equal
+//! spans between its min and max, any other key (text, uuid, numeric, a timestamp) at
+//! boundaries sampled from the table:
+//!
+//! ```text
+//! SELECT unnest(percentile_disc(ARRAY[0.25,0.5,0.75]) WITHIN GROUP (ORDER BY code))::text
+//!   FROM public.codes TABLESAMPLE SYSTEM (8.5)          -> 3fa1.., 7c02.., bb9e..
+//! parts: code < '3fa1..' | code >= '3fa1..' AND code < '7c02..' | ... | code >= 'bb9e..'
+//! ```
+//!
+//! The sample's order and the ranges' comparisons are the same: the key type's default btree
+//! ordering under the column's collation (an untyped literal takes the column's type), so the
+//! ranges cover every key once whatever the sample was; a poor sample only makes parts uneven. The stream takes
 //! the parts in plan order, whatever order the workers finish in, so the snapshot markers
 //! (`first`, `first_in_data_collection`, ..., `last`) come out as with one connection.
 //!
@@ -129,8 +141,8 @@ fn select_all(table: &SnapshotTable) -> String {
     )
 }
 
-/// A one-column primary key of an integer type, if the table has one.
-fn integer_key(table: &SnapshotTable) -> Option<&str> {
+/// The table's one-column primary key, and whether it is of an integer type.
+fn single_key(table: &SnapshotTable) -> Option<(&str, bool)> {
     let keys: Vec<_> = table
         .relation
         .columns
@@ -138,9 +150,79 @@ fn integer_key(table: &SnapshotTable) -> Option<&str> {
         .filter(|c| c.flags & 1 == 1)
         .collect();
     match keys.as_slice() {
-        [key] if matches!(key.type_oid, 20 | 21 | 23) => Some(key.name.as_str()),
+        [key] => Some((key.name.as_str(), matches!(key.type_oid, 20 | 21 | 23))),
         _ => None,
     }
+}
+
+/// The parts of one table split at `boundaries` (key values as text, in key order; repeated
+/// values are taken once): below the first, between each two, from the last on.
+pub fn plan_ranges(
+    table_index: usize,
+    select_all: &str,
+    column: &str,
+    boundaries: &[String],
+) -> Vec<Part> {
+    let mut boundaries: Vec<&String> = boundaries.iter().collect();
+    boundaries.dedup();
+    let part = |condition: String| Part {
+        table: table_index,
+        select: format!("{select_all} WHERE {condition}"),
+    };
+    if boundaries.is_empty() {
+        return vec![Part {
+            table: table_index,
+            select: select_all.to_string(),
+        }];
+    }
+    let column = quote_ident(column);
+    let mut parts = vec![part(format!("{column} < {}", quote_literal(boundaries[0])))];
+    for pair in boundaries.windows(2) {
+        parts.push(part(format!(
+            "{column} >= {} AND {column} < {}",
+            quote_literal(pair[0]),
+            quote_literal(pair[1])
+        )));
+    }
+    if let Some(last) = boundaries.last() {
+        parts.push(part(format!("{column} >= {}", quote_literal(last))));
+    }
+    parts
+}
+
+/// Rows sampled to place the boundaries of a non-integer key.
+const SAMPLED_ROWS: f64 = 20_000.0;
+
+/// `ranges - 1` boundaries of `column` that cut the table into about equal parts, sampled
+/// (`TABLESAMPLE SYSTEM`, about [`SAMPLED_ROWS`] rows), as text. None when the sample is empty.
+pub async fn sample_boundaries(
+    client: &Client,
+    table: &SnapshotTable,
+    column: &str,
+    ranges: usize,
+) -> Result<Vec<String>, SnapshotError> {
+    if ranges < 2 {
+        return Ok(Vec::new());
+    }
+    let fractions: Vec<String> = (1..ranges)
+        .map(|i| format!("{}", i as f64 / ranges as f64))
+        .collect();
+    let percent = (100.0 * SAMPLED_ROWS / table.estimated_rows.max(1) as f64).clamp(0.01, 100.0);
+    let sql = format!(
+        "SELECT unnest(percentile_disc(ARRAY[{}]::float8[]) WITHIN GROUP (ORDER BY {col}))::text \
+         FROM {}.{} TABLESAMPLE SYSTEM ({percent})",
+        fractions.join(","),
+        quote_ident(table.relation.schema()),
+        quote_ident(&table.relation.name),
+        col = quote_ident(column),
+    );
+    let rows = client.query(&sql, &[]).await.map_err(query_error(
+        "sampling key boundaries for the parallel snapshot",
+    ))?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| row.get::<_, Option<String>>(0))
+        .collect())
 }
 
 /// The workers' output: per table, its parts' channels in plan order.
@@ -196,8 +278,14 @@ pub async fn start(
     let mut parts = Vec::new();
     for (index, table) in tables.iter().enumerate() {
         let select = select_all(table);
-        let key = match integer_key(table).filter(|_| table.estimated_rows > SPLIT_ABOVE_ROWS) {
-            Some(column) => {
+        let key = single_key(table).filter(|_| table.estimated_rows > SPLIT_ABOVE_ROWS);
+        let key = match key {
+            Some((column, false)) => {
+                let boundaries = sample_boundaries(planner, table, column, threads).await?;
+                parts.extend(plan_ranges(index, &select, column, &boundaries));
+                continue;
+            }
+            Some((column, true)) => {
                 let row = planner
                     .query_one(
                         &format!(
@@ -351,6 +439,37 @@ mod tests {
         assert!(
             tiny.last().unwrap().select.ends_with("\"id\" >= 2"),
             "{tiny:?}"
+        );
+    }
+
+    #[test]
+    fn other_keys_split_at_their_sampled_boundaries() {
+        let boundaries = ["b".to_string(), "it's".to_string(), "it's".to_string()];
+        let parts = plan_ranges(2, "SELECT * FROM t", "code", &boundaries);
+        let conditions: Vec<_> = parts
+            .iter()
+            .map(|p| {
+                p.select
+                    .trim_start_matches("SELECT * FROM t WHERE ")
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            conditions,
+            [
+                "\"code\" < 'b'",
+                "\"code\" >= 'b' AND \"code\" < 'it''s'",
+                "\"code\" >= 'it''s'"
+            ]
+        );
+        assert!(parts.iter().all(|p| p.table == 2));
+        let whole = plan_ranges(0, "SELECT * FROM t", "code", &[]);
+        assert_eq!(
+            whole,
+            vec![Part {
+                table: 0,
+                select: "SELECT * FROM t".into()
+            }]
         );
     }
 }

@@ -90,6 +90,77 @@ async fn four_connections_read_every_row_once_with_the_markers_of_one() {
     common::drop_slot(&pool, &common::slot_name(name)).await;
 }
 
+/// A text key is split at boundaries sampled from the table (under the column's collation):
+/// every row still comes exactly once, in one part or another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_text_key_splits_at_sampled_boundaries_and_every_row_comes_once() {
+    let name = "parallel_text_key";
+    let (url, pool) = db::testing::fresh_database(name).await.unwrap();
+    let rows = 12_000;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE codes (code text PRIMARY KEY, n int NOT NULL);
+         INSERT INTO codes SELECT md5(g::text) || CASE WHEN g % 3 = 0 THEN ' It''s' ELSE '' END, g
+           FROM generate_series(1, {rows}) g;
+         ANALYZE codes;"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    // The plan: three boundaries for four connections, in key order.
+    let catalog = cdc_reader::catalog::Catalog::connect(&url).await.unwrap();
+    let table = cdc_reader::snapshot::describe(&catalog, "public.codes")
+        .await
+        .unwrap();
+    let boundaries =
+        cdc_reader::snapshot_parallel::sample_boundaries(catalog.client(), &table, "code", 4)
+            .await
+            .unwrap();
+    let mut sorted: Vec<String> =
+        sqlx::query_scalar("SELECT b FROM unnest($1::text[]) b ORDER BY b COLLATE \"default\"")
+            .bind(&boundaries)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    sorted.dedup();
+    assert_eq!(
+        sorted, boundaries,
+        "in key order, under the column's collation"
+    );
+    assert_eq!(boundaries.len(), 3, "{boundaries:?}");
+
+    let prefix = unique_prefix(name);
+    let args = common::reader_args(
+        name,
+        &prefix,
+        &url,
+        &[
+            "--tables",
+            "public.codes",
+            "--snapshot-mode",
+            "initial-only",
+            "--snapshot-max-threads",
+            "4",
+        ],
+    );
+    let summary = cdc_reader::reader::run(args, std::future::pending())
+        .await
+        .expect("the snapshot runs");
+    assert_eq!(summary.stats.records_sent, rows);
+    let records = common::read_topic(
+        &format!("{prefix}.public.codes"),
+        rows as usize,
+        Duration::from_secs(60),
+    );
+    let mut seen = HashSet::new();
+    for record in &records {
+        let code = record.key["payload"]["code"].as_str().unwrap().to_string();
+        assert!(seen.insert(code.clone()), "{code} came twice");
+    }
+    assert_eq!(seen.len(), rows as usize, "every code once");
+    common::drop_slot(&pool, &common::slot_name(name)).await;
+}
+
 /// Readers that start at the same moment on one database each create the bookkeeping tables
 /// (`CREATE TABLE IF NOT EXISTS` is not atomic: the loser used to fail on a catalog index).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
