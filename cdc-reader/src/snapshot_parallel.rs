@@ -410,17 +410,22 @@ fn build_batch(
 mod tests {
     use super::*;
 
-    #[test]
-    fn big_tables_split_into_key_ranges_that_cover_every_key() {
-        let parts = plan_table(0, "SELECT * FROM t", Some(("id", 1, 100)), 4);
-        let conditions: Vec<_> = parts
+    /// The WHERE conditions of parts planned over `SELECT * FROM t`.
+    fn conditions(parts: &[Part]) -> Vec<String> {
+        parts
             .iter()
             .map(|p| {
                 p.select
                     .trim_start_matches("SELECT * FROM t WHERE ")
                     .to_string()
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn big_tables_split_into_key_ranges_that_cover_every_key() {
+        let parts = plan_table(0, "SELECT * FROM t", Some(("id", 1, 100)), 4);
+        let conditions = conditions(&parts);
         assert_eq!(
             conditions,
             [
@@ -446,14 +451,7 @@ mod tests {
     fn other_keys_split_at_their_sampled_boundaries() {
         let boundaries = ["b".to_string(), "it's".to_string(), "it's".to_string()];
         let parts = plan_ranges(2, "SELECT * FROM t", "code", &boundaries);
-        let conditions: Vec<_> = parts
-            .iter()
-            .map(|p| {
-                p.select
-                    .trim_start_matches("SELECT * FROM t WHERE ")
-                    .to_string()
-            })
-            .collect();
+        let conditions = conditions(&parts);
         assert_eq!(
             conditions,
             [
